@@ -1,0 +1,103 @@
+//! The [`DataStore`]: a connection pool plus the entry points of every
+//! fault-management database operation.
+//!
+//! Construction refuses a database whose schema version this software does
+//! not know. Every public method takes an [`OpContext`] first and checks its
+//! role before it takes a connection, so a denied call never touches the
+//! database.
+
+use crate::context::{Action, OpContext};
+use crate::error::Error;
+use crate::migration;
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use std::time::Duration;
+
+/// The pool type.
+pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// A connection checked out of the pool.
+pub type PooledConnection<'a> =
+    bb8::PooledConnection<'a, AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// Pool settings.
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// Most connections open at once.
+    pub max_size: u32,
+    /// How long a caller waits for a connection before getting an error.
+    pub connection_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { max_size: 8, connection_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Access to the fault-management tables.
+#[derive(Clone)]
+pub struct DataStore {
+    pool: Pool,
+    log: slog::Logger,
+}
+
+impl DataStore {
+    /// Connects to `url` and checks that the database is at exactly the
+    /// schema version this software knows ([`migration::SCHEMA_VERSION`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Pool`] when no connection can be made (the error says why);
+    /// [`Error::SchemaVersion`] naming the version found and the one expected.
+    pub async fn new(log: &slog::Logger, url: &str, config: PoolConfig) -> Result<Self, Error> {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        // Without `retry_connection(false)` a connection failure is retried
+        // until the timeout and then reported only as "timed out"; this way
+        // the caller sees why the connection failed.
+        let pool = bb8::Pool::builder()
+            .max_size(config.max_size)
+            .connection_timeout(config.connection_timeout)
+            .retry_connection(false)
+            .build_unchecked(manager);
+        let datastore = DataStore { pool, log: log.new(slog::o!("component" => "DataStore")) };
+        {
+            let mut conn = datastore.pool.get().await.map_err(Error::Pool)?;
+            migration::check_schema_version(&mut conn).await?;
+        }
+        slog::debug!(datastore.log, "connected"; "schema_version" => migration::SCHEMA_VERSION);
+        Ok(datastore)
+    }
+
+    /// Checks `opctx` for `action`, then takes a connection from the pool.
+    ///
+    /// This is the only way to a connection: every datastore method goes
+    /// through it, so authorization always happens first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] (nothing is touched), or [`Error::Pool`].
+    pub async fn pool_connection_authorized(
+        &self,
+        opctx: &OpContext,
+        action: Action,
+    ) -> Result<PooledConnection<'_>, Error> {
+        opctx.authorize(action)?;
+        self.pool.get().await.map_err(Error::Pool)
+    }
+
+    /// The schema version recorded in the database.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`], [`Error::Pool`] or a database error.
+    pub async fn schema_version(&self, opctx: &OpContext) -> Result<Option<i64>, Error> {
+        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
+        migration::read_schema_version(&mut conn).await
+    }
+
+    /// The datastore's logger.
+    pub fn log(&self) -> &slog::Logger {
+        &self.log
+    }
+}

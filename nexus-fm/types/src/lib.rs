@@ -1,0 +1,11 @@
+//! Domain types of the fault-management execution subsystem.
+//!
+//! This crate is the bottom of the dependency graph: it knows nothing about
+//! diesel, tokio or the database, so every other crate (and every future
+//! consumer of sitreps) can use it.
+
+pub mod generation;
+pub mod ids;
+
+pub use generation::{Generation, GenerationError};
+pub use ids::{AlertUuid, CaseUuid, ExecutorUuid, SitrepUuid, SupportBundleUuid};

@@ -1,0 +1,1 @@
+COMMENT ON COLUMN fm_sitrep.id IS 'Sitrep id (random v4 UUID).';

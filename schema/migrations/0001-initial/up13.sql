@@ -1,0 +1,1 @@
+COMMENT ON COLUMN fm_sitrep.time_created IS 'When the sitrep was built.';

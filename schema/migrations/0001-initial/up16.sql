@@ -1,0 +1,1 @@
+COMMENT ON COLUMN fm_sitrep.support_bundle_generation IS 'Support-bundle generation: equal to the parent''s when the set of support-bundle requests is unchanged, otherwise one more. 1 for the first sitrep.';

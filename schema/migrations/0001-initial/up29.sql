@@ -1,0 +1,1 @@
+COMMENT ON COLUMN fm_case.comment IS 'Free-form human-readable note about the case.';

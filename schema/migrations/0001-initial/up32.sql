@@ -1,0 +1,1 @@
+COMMENT ON COLUMN fm_alert_request.sitrep_id IS 'The sitrep that carries this request.';

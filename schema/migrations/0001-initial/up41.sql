@@ -1,0 +1,1 @@
+COMMENT ON COLUMN fm_support_bundle_request.sitrep_id IS 'The sitrep that carries this request.';

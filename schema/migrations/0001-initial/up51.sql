@@ -1,0 +1,1 @@
+COMMENT ON COLUMN alert.class IS 'Alert class, for example hw.pwr.remove.psu.';

@@ -1,0 +1,1 @@
+COMMENT ON COLUMN alert.payload IS 'Alert payload (JSON).';

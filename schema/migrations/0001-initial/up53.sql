@@ -1,0 +1,1 @@
+COMMENT ON COLUMN alert.time_created IS 'When the alert row was created.';

@@ -1,0 +1,1 @@
+COMMENT ON COLUMN alert.fm_generation IS 'Provenance: the alert generation of that sitrep, or NULL if fault management did not create it. The sweep compares it with the executing sitrep''s generation.';

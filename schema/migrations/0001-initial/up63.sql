@@ -1,0 +1,1 @@
+COMMENT ON TABLE support_bundle IS 'Support bundles, created by fault management from support-bundle requests or directly by operators. Rows with time_deleted set are tombstones and invisible to every reader.';

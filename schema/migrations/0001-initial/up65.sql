@@ -1,0 +1,1 @@
+COMMENT ON COLUMN support_bundle.reason IS 'Why the bundle was wanted.';

@@ -1,0 +1,1 @@
+COMMENT ON COLUMN support_bundle.data_selection IS 'Which data the bundle collects (JSON).';

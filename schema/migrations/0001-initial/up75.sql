@@ -1,0 +1,1 @@
+CREATE INDEX IF NOT EXISTS support_bundle_tombstones ON support_bundle (id) WHERE time_deleted IS NOT NULL;
