@@ -9,8 +9,11 @@
 use crate::context::{Action, OpContext};
 use crate::error::Error;
 use crate::migration;
+use diesel_async::AsyncConnection;
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::PoolError;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The pool type.
@@ -40,6 +43,9 @@ impl Default for PoolConfig {
 pub struct DataStore {
     pool: Pool,
     log: slog::Logger,
+    /// The pool's most recent failure to open a connection, reported with
+    /// pool timeouts so that "timed out" comes with its cause.
+    last_connection_error: Arc<Mutex<Option<String>>>,
 }
 
 impl DataStore {
@@ -48,25 +54,27 @@ impl DataStore {
     ///
     /// # Errors
     ///
-    /// [`Error::Pool`] when no connection can be made (the error says why);
-    /// [`Error::SchemaVersion`] naming the version found and the one expected.
+    /// [`Error::Connect`] when no connection can be made (the error says
+    /// why); [`Error::SchemaVersion`] naming the version found and the one expected.
     pub async fn new(log: &slog::Logger, url: &str, config: PoolConfig) -> Result<Self, Error> {
+        let log = log.new(slog::o!("component" => "DataStore"));
+        // The pool reports a failing connection only as "timed out", so make
+        // the first connection directly: a bad URL or a down server is then
+        // reported with its real cause. The same connection checks the
+        // schema version.
+        let mut conn = AsyncPgConnection::establish(url).await.map_err(Error::Connect)?;
+        migration::check_schema_version(&mut conn).await?;
+        drop(conn);
+
+        let sink = ConnectionErrorSink { log: log.clone(), last: Arc::default() };
         let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
-        // Without `retry_connection(false)` a connection failure is retried
-        // until the timeout and then reported only as "timed out"; this way
-        // the caller sees why the connection failed.
         let pool = bb8::Pool::builder()
             .max_size(config.max_size)
             .connection_timeout(config.connection_timeout)
-            .retry_connection(false)
+            .error_sink(Box::new(sink.clone()))
             .build_unchecked(manager);
-        let datastore = DataStore { pool, log: log.new(slog::o!("component" => "DataStore")) };
-        {
-            let mut conn = datastore.pool.get().await.map_err(Error::Pool)?;
-            migration::check_schema_version(&mut conn).await?;
-        }
-        slog::debug!(datastore.log, "connected"; "schema_version" => migration::SCHEMA_VERSION);
-        Ok(datastore)
+        slog::debug!(log, "connected"; "schema_version" => migration::SCHEMA_VERSION);
+        Ok(DataStore { pool, log, last_connection_error: sink.last })
     }
 
     /// Checks `opctx` for `action`, then takes a connection from the pool.
@@ -83,7 +91,10 @@ impl DataStore {
         action: Action,
     ) -> Result<PooledConnection<'_>, Error> {
         opctx.authorize(action)?;
-        self.pool.get().await.map_err(Error::Pool)
+        self.pool.get().await.map_err(|source| Error::Pool {
+            source,
+            last_connection_error: self.last_connection_error.lock().unwrap().clone(),
+        })
     }
 
     /// The schema version recorded in the database.
@@ -99,5 +110,23 @@ impl DataStore {
     /// The datastore's logger.
     pub fn log(&self) -> &slog::Logger {
         &self.log
+    }
+}
+
+/// Logs the pool's connection failures and remembers the last one.
+#[derive(Clone, Debug)]
+struct ConnectionErrorSink {
+    log: slog::Logger,
+    last: Arc<Mutex<Option<String>>>,
+}
+
+impl bb8::ErrorSink<PoolError> for ConnectionErrorSink {
+    fn sink(&self, error: PoolError) {
+        slog::warn!(self.log, "database connection failed"; "error" => %error);
+        *self.last.lock().unwrap() = Some(error.to_string());
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<PoolError>> {
+        Box::new(self.clone())
     }
 }

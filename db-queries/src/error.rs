@@ -35,9 +35,21 @@ pub enum Error {
     /// The schema migrations could not be applied.
     #[error("schema migration failed: {0}")]
     Migration(String),
+    /// The database could not be reached.
+    #[error("connecting to the database")]
+    Connect(#[source] diesel::ConnectionError),
     /// No connection could be taken from the pool.
-    #[error("no database connection available")]
-    Pool(#[source] bb8::RunError<diesel_async::pooled_connection::PoolError>),
+    #[error(
+        "no database connection available{}",
+        last_connection_error.as_ref().map_or_else(String::new, |e| format!(" (last connection error: {e})"))
+    )]
+    Pool {
+        /// What the pool reported (usually a timeout).
+        #[source]
+        source: bb8::RunError<diesel_async::pooled_connection::PoolError>,
+        /// The pool's most recent failure to open a connection, if any.
+        last_connection_error: Option<String>,
+    },
     /// A database operation failed.
     #[error("{context}")]
     Database {

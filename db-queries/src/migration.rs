@@ -8,6 +8,7 @@
 
 use crate::db_schema::db_metadata;
 use crate::error::{DieselResultExt, Error};
+use diesel::dsl::{exists, select};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use std::fmt;
@@ -76,24 +77,31 @@ impl fmt::Display for MigrationReport {
 pub async fn read_schema_version(conn: &mut AsyncPgConnection) -> Result<Option<i64>, Error> {
     // Look the table up in the catalog first, so that a database without it
     // gives a clear answer rather than "relation does not exist".
-    let has_table: bool = diesel::select(diesel::dsl::exists(
-        information_schema_tables::table
-            .filter(information_schema_tables::table_schema.eq(current_schema()))
-            .filter(information_schema_tables::table_name.eq("db_metadata")),
-    ))
-    .get_result(conn)
-    .await
-    .context("looking for the db_metadata table")?;
+    let has_table: bool = db_metadata_exists_query()
+        .get_result(conn)
+        .await
+        .context("looking for the db_metadata table")?;
     if !has_table {
         return Ok(None);
     }
-    db_metadata::table
-        .filter(db_metadata::singleton.eq(true))
-        .select(db_metadata::version)
-        .get_result::<i64>(conn)
-        .await
-        .optional()
-        .context("reading the schema version")
+    schema_version_query().get_result(conn).await.optional().context("reading the schema version")
+}
+
+/// Whether the `db_metadata` table exists in the current schema.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn db_metadata_exists_query() -> _ {
+    let current: current_schema = current_schema();
+    select(exists(
+        information_schema_tables::table
+            .filter(information_schema_tables::table_schema.eq(current))
+            .filter(information_schema_tables::table_name.eq("db_metadata")),
+    ))
+}
+
+/// The recorded schema version.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn schema_version_query() -> _ {
+    db_metadata::table.filter(db_metadata::singleton.eq(true)).select(db_metadata::version)
 }
 
 /// Fails unless the database is at exactly [`SCHEMA_VERSION`].

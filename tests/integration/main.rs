@@ -1,0 +1,8 @@
+//! The one integration-test binary. Every test here runs against a real
+//! PostgreSQL that the `fm-dev` harness starts (or the server named by
+//! `FM_TEST_DATABASE_URL`), each in its own database.
+
+mod datastore;
+mod explain;
+mod schema;
+mod transaction;

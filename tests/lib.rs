@@ -1,0 +1,31 @@
+//! Shared helpers of the integration tests: loggers, connections and
+//! datastores on the databases the `fm-dev` harness hands out.
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use fm_db_queries::datastore::PoolConfig;
+use fm_db_queries::{DataStore, OpContext, Role};
+
+/// A logger whose output libtest captures (shown only for failing tests).
+pub fn test_log() -> slog::Logger {
+    use slog::Drain;
+    let decorator = slog_term::PlainSyncDecorator::new(slog_term::TestStdoutWriter);
+    let drain = slog_term::FullFormat::new(decorator).build().fuse();
+    slog::Logger::root(drain, slog::o!())
+}
+
+/// An operation context for `role`, named after it.
+pub fn opctx(log: &slog::Logger, role: Role) -> OpContext {
+    OpContext::new(log.clone(), format!("test-{role}"), role)
+}
+
+/// A plain connection to `url`, for tests that work below the datastore.
+pub async fn connect(url: &str) -> AsyncPgConnection {
+    AsyncPgConnection::establish(url).await.unwrap_or_else(|e| panic!("connecting to {url}: {e:?}"))
+}
+
+/// A datastore on `url` with a small pool.
+pub async fn datastore(log: &slog::Logger, url: &str) -> DataStore {
+    DataStore::new(log, url, PoolConfig { max_size: 4, ..PoolConfig::default() })
+        .await
+        .unwrap_or_else(|e| panic!("opening a datastore on {url}: {e:#?}"))
+}
