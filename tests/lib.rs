@@ -29,3 +29,41 @@ pub async fn datastore(log: &slog::Logger, url: &str) -> DataStore {
         .await
         .unwrap_or_else(|e| panic!("opening a datastore on {url}: {e:#?}"))
 }
+
+/// What most database tests start from: a logger, a fresh database holding
+/// the current schema, and a datastore on it.
+pub struct TestEnv {
+    /// The test's logger (captured by libtest).
+    pub log: slog::Logger,
+    /// The test's own database; dropped (and removed) with the environment.
+    pub db: fm_dev::TestDatabase,
+    /// A datastore on `db`.
+    pub datastore: DataStore,
+}
+
+impl TestEnv {
+    /// A fresh database with the current schema and a datastore on it.
+    pub async fn new() -> TestEnv {
+        let log = test_log();
+        let db = fm_dev::TestDatabase::new().expect("creating the test database");
+        let datastore = datastore(&log, db.url()).await;
+        TestEnv { log, db, datastore }
+    }
+
+    /// An operation context for `role`.
+    pub fn opctx(&self, role: Role) -> OpContext {
+        opctx(&self.log, role)
+    }
+
+    /// A pooled connection taken as `role` for `action`.
+    pub async fn conn(
+        &self,
+        role: Role,
+        action: fm_db_queries::Action,
+    ) -> fm_db_queries::datastore::PooledConnection<'_> {
+        self.datastore
+            .pool_connection_authorized(&self.opctx(role), action)
+            .await
+            .unwrap_or_else(|e| panic!("a {role} connection for {action:?}: {e:#?}"))
+    }
+}

@@ -5,23 +5,20 @@ use diesel::sql_types::{Text, Uuid as SqlUuid};
 use fm_db_queries::db_schema::alert;
 use fm_db_queries::explain::{assert_no_seq_scan, check_no_seq_scan, explain_plan};
 use fm_db_queries::{Action, Role};
-use fm_dev::TestDatabase;
-use fm_integration_tests::{datastore, opctx, test_log};
+use fm_integration_tests::TestEnv;
 use uuid::Uuid;
 
 #[tokio::test]
 async fn explain_catches_seq_scans_and_passes_index_scans() {
-    let log = test_log();
-    let db = TestDatabase::new().expect("database");
-    let ds = datastore(&log, db.url()).await;
-    let opctx = opctx(&log, Role::Viewer);
-    let mut conn = ds.pool_connection_authorized(&opctx, Action::Read).await.unwrap();
+    let env = TestEnv::new().await;
+    let log = &env.log;
+    let mut conn = env.conn(Role::Viewer, Action::Read).await;
 
     // `class` has no index: even with enable_seqscan = off, only a Seq Scan
     // can answer this, and the helper must say so.
     let plan = explain_plan(
         &mut conn,
-        &log,
+        log,
         alert::table.filter(alert::class.eq("hw.psu".to_string())).select(alert::id),
     )
     .await
@@ -34,7 +31,7 @@ async fn explain_catches_seq_scans_and_passes_index_scans() {
     assert!(message.contains("Seq Scan on alert") && message.contains("alert by class"));
 
     // By primary key: an index scan, and the assertion passes.
-    let plan = explain_plan(&mut conn, &log, alert::table.find(Uuid::new_v4()).select(alert::id))
+    let plan = explain_plan(&mut conn, log, alert::table.find(Uuid::new_v4()).select(alert::id))
         .await
         .unwrap();
     assert_no_seq_scan("alert by id", &plan);
@@ -44,7 +41,7 @@ async fn explain_catches_seq_scans_and_passes_index_scans() {
     // query states its predicate.
     let plan = explain_plan(
         &mut conn,
-        &log,
+        log,
         alert::table
             .filter(alert::time_deleted.is_not_null())
             .filter(alert::id.gt(Uuid::nil()))
@@ -60,7 +57,7 @@ async fn explain_catches_seq_scans_and_passes_index_scans() {
     // Raw SQL with binds works the same way, both ways.
     let plan = explain_plan(
         &mut conn,
-        &log,
+        log,
         diesel::sql_query("SELECT id FROM alert WHERE id = $1").bind::<SqlUuid, _>(Uuid::nil()),
     )
     .await
@@ -68,7 +65,7 @@ async fn explain_catches_seq_scans_and_passes_index_scans() {
     assert_no_seq_scan("raw alert by id", &plan);
     let plan = explain_plan(
         &mut conn,
-        &log,
+        log,
         diesel::sql_query("SELECT id FROM alert WHERE payload->>'k' = $1")
             .bind::<Text, _>("v".to_string()),
     )
@@ -79,12 +76,10 @@ async fn explain_catches_seq_scans_and_passes_index_scans() {
 
 #[tokio::test]
 async fn explain_does_not_leak_the_setting() {
-    let log = test_log();
-    let db = TestDatabase::new().expect("database");
-    let ds = datastore(&log, db.url()).await;
-    let opctx = opctx(&log, Role::Viewer);
-    let mut conn = ds.pool_connection_authorized(&opctx, Action::Read).await.unwrap();
-    explain_plan(&mut conn, &log, alert::table.select(alert::id)).await.unwrap();
+    let env = TestEnv::new().await;
+    let log = &env.log;
+    let mut conn = env.conn(Role::Viewer, Action::Read).await;
+    explain_plan(&mut conn, log, alert::table.select(alert::id)).await.unwrap();
     #[derive(QueryableByName)]
     struct Setting {
         #[diesel(sql_type = Text)]
@@ -101,17 +96,15 @@ async fn explain_does_not_leak_the_setting() {
 /// that every process makes at startup.
 #[tokio::test]
 async fn schema_version_queries_use_indexes() {
-    let log = test_log();
-    let db = TestDatabase::new().expect("database");
-    let ds = datastore(&log, db.url()).await;
-    let opctx = opctx(&log, Role::Viewer);
-    let mut conn = ds.pool_connection_authorized(&opctx, Action::Read).await.unwrap();
-    let plan = explain_plan(&mut conn, &log, fm_db_queries::migration::schema_version_query())
+    let env = TestEnv::new().await;
+    let log = &env.log;
+    let mut conn = env.conn(Role::Viewer, Action::Read).await;
+    let plan = explain_plan(&mut conn, log, fm_db_queries::migration::schema_version_query())
         .await
         .unwrap();
     assert_no_seq_scan("schema_version_query", &plan);
     assert!(plan.contains("db_metadata_pkey"), "{plan}");
-    let plan = explain_plan(&mut conn, &log, fm_db_queries::migration::db_metadata_exists_query())
+    let plan = explain_plan(&mut conn, log, fm_db_queries::migration::db_metadata_exists_query())
         .await
         .unwrap();
     assert_no_seq_scan("db_metadata_exists_query", &plan);

@@ -5,9 +5,8 @@ use diesel::result::DatabaseErrorKind;
 use diesel_async::RunQueryDsl;
 use fm_db_queries::db_schema::alert;
 use fm_db_queries::transaction::{MAX_ATTEMPTS, TransactionError, transaction_retry};
-use fm_db_queries::{Action, Error, Role};
-use fm_dev::TestDatabase;
-use fm_integration_tests::{datastore, opctx, test_log};
+use fm_db_queries::{Action, Error, OpContext, Role};
+use fm_integration_tests::TestEnv;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::sync::Barrier;
@@ -20,9 +19,8 @@ use uuid::Uuid;
 /// runs it again, it sees the other's alert, and inserts nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serialization_conflict_is_retried_to_success() {
-    let log = test_log();
-    let db = TestDatabase::new().expect("database");
-    let ds = datastore(&log, db.url()).await;
+    let env = TestEnv::new().await;
+    let (log, ds) = (&env.log, &env.datastore);
     let barrier = Arc::new(Barrier::new(2));
 
     let run = |who: &'static str| {
@@ -30,7 +28,7 @@ async fn serialization_conflict_is_retried_to_success() {
         let log = log.clone();
         let barrier = Arc::clone(&barrier);
         tokio::spawn(async move {
-            let opctx = opctx(&log, Role::FmExecutor);
+            let opctx = OpContext::new(log.clone(), who, Role::FmExecutor);
             let mut conn = ds.pool_connection_authorized(&opctx, Action::FmWrite).await.unwrap();
             let attempts = Arc::new(AtomicU32::new(0));
             let counter = Arc::clone(&attempts);
@@ -72,15 +70,14 @@ async fn serialization_conflict_is_retried_to_success() {
     let ((a, a_calls), (b, b_calls)) = (a.unwrap(), b.unwrap());
 
     // Exactly one of them inserted; the other was retried and saw its row.
-    assert_eq!(a.value ^ b.value, true, "exactly one insert: a={a:?} b={b:?}");
+    assert!(a.value ^ b.value, "exactly one insert: a={a:?} b={b:?}");
     let (winner, loser) = if a.value { (a, b) } else { (b, a) };
     assert!(loser.retries > 0, "the conflicting transaction must have been retried: {loser:?}");
     assert_eq!(winner.retries, 0, "{winner:?}");
     // The closure ran once per attempt.
     assert_eq!(a_calls + b_calls, 2 + loser.retries);
 
-    let opctx = opctx(&log, Role::Viewer);
-    let mut conn = ds.pool_connection_authorized(&opctx, Action::Read).await.unwrap();
+    let mut conn = env.conn(Role::Viewer, Action::Read).await;
     let rows: i64 = alert::table
         .filter(alert::class.eq("write-skew"))
         .count()
@@ -96,14 +93,12 @@ fn serde_json_value(who: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn serialization_failures_give_up_after_the_bound() {
-    let log = test_log();
-    let db = TestDatabase::new().expect("database");
-    let ds = datastore(&log, db.url()).await;
-    let opctx = opctx(&log, Role::FmExecutor);
-    let mut conn = ds.pool_connection_authorized(&opctx, Action::FmWrite).await.unwrap();
+    let env = TestEnv::new().await;
+    let log = &env.log;
+    let mut conn = env.conn(Role::FmExecutor, Action::FmWrite).await;
     let calls = Arc::new(AtomicU32::new(0));
     let counter = Arc::clone(&calls);
-    let err = transaction_retry(&mut conn, &log, "always_conflicts", move |_conn| {
+    let err = transaction_retry(&mut conn, log, "always_conflicts", move |_conn| {
         counter.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             Err::<(), _>(TransactionError::Database(diesel::result::Error::DatabaseError(
@@ -123,18 +118,16 @@ async fn serialization_failures_give_up_after_the_bound() {
 
 #[tokio::test]
 async fn other_errors_are_not_retried_and_roll_back() {
-    let log = test_log();
-    let db = TestDatabase::new().expect("database");
-    let ds = datastore(&log, db.url()).await;
-    let opctx = opctx(&log, Role::FmExecutor);
-    let mut conn = ds.pool_connection_authorized(&opctx, Action::FmWrite).await.unwrap();
+    let env = TestEnv::new().await;
+    let log = &env.log;
+    let mut conn = env.conn(Role::FmExecutor, Action::FmWrite).await;
     let id = Uuid::new_v4();
 
     // A failing statement after a successful insert: reported with the
     // transaction's name, run once, and the insert is rolled back.
     let calls = Arc::new(AtomicU32::new(0));
     let counter = Arc::clone(&calls);
-    let err = transaction_retry(&mut conn, &log, "fails_after_insert", move |conn| {
+    let err = transaction_retry(&mut conn, log, "fails_after_insert", move |conn| {
         counter.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             insert_alert(conn, id).await?;
@@ -153,7 +146,7 @@ async fn other_errors_are_not_retried_and_roll_back() {
     // A typed abort is passed through untouched, also run once.
     let calls = Arc::new(AtomicU32::new(0));
     let counter = Arc::clone(&calls);
-    let err = transaction_retry(&mut conn, &log, "aborts", move |conn| {
+    let err = transaction_retry(&mut conn, log, "aborts", move |conn| {
         counter.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             insert_alert(conn, id).await?;
@@ -170,7 +163,7 @@ async fn other_errors_are_not_retried_and_roll_back() {
     assert_eq!(found, 0, "both transactions must have rolled back");
 
     // And a transaction that succeeds commits, with no retries.
-    let done = transaction_retry(&mut conn, &log, "commits", move |conn| {
+    let done = transaction_retry(&mut conn, log, "commits", move |conn| {
         Box::pin(async move { insert_alert(conn, id).await.map_err(Into::into) })
     })
     .await
