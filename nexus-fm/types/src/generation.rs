@@ -49,6 +49,28 @@ impl Generation {
         }
     }
 
+    /// The generation rule (G1, DESIGN.md section 5) for one resource type:
+    /// the first sitrep has generation 1; a child keeps its parent's
+    /// generation when its request set of that type is unchanged, and gets
+    /// the next one otherwise.
+    ///
+    /// `parent` is the parent's generation (`None` for the first sitrep);
+    /// `unchanged` says whether the request sets are equal.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerationError::Overflow`] at `i64::MAX`.
+    pub const fn successor(
+        parent: Option<Generation>,
+        unchanged: bool,
+    ) -> Result<Generation, GenerationError> {
+        match parent {
+            None => Ok(Generation::FIRST),
+            Some(g) if unchanged => Ok(g),
+            Some(g) => g.next(),
+        }
+    }
+
     /// The value as stored in the database (`INT8`).
     pub const fn as_i64(self) -> i64 {
         self.0
@@ -91,6 +113,15 @@ mod tests {
         let second = Generation::FIRST.next().unwrap();
         assert_eq!(second.as_i64(), 2);
         assert!(second > Generation::FIRST);
+    }
+
+    #[test]
+    fn successor_follows_the_generation_rule() {
+        let g3 = Generation::try_new(3).unwrap();
+        assert_eq!(Generation::successor(None, true), Ok(Generation::FIRST));
+        assert_eq!(Generation::successor(None, false), Ok(Generation::FIRST));
+        assert_eq!(Generation::successor(Some(g3), true), Ok(g3));
+        assert_eq!(Generation::successor(Some(g3), false).unwrap().as_i64(), 4);
     }
 
     #[test]

@@ -6,6 +6,11 @@
 
 pub mod generation;
 pub mod ids;
+pub mod sitrep;
 
 pub use generation::{Generation, GenerationError};
 pub use ids::{AlertUuid, CaseUuid, ExecutorUuid, SitrepUuid, SupportBundleUuid};
+pub use sitrep::{
+    AlertRequest, Case, ResourceType, Sitrep, SitrepHistoryEntry, SitrepMetadata,
+    SitrepValidationError, SitrepVersion, SupportBundleRequest,
+};
