@@ -200,6 +200,25 @@ CREATE INDEX IF NOT EXISTS lookup_live_support_bundle_by_executor ON support_bun
 CREATE INDEX IF NOT EXISTS lookup_live_support_bundle_by_case ON support_bundle (fm_case_id, id) WHERE time_deleted IS NULL;
 
 -- -------------------------------------------------------------------------
+-- Archive of pruned sitreps.
+-- -------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS fm_sitrep_archive (
+    sitrep_id UUID NOT NULL PRIMARY KEY,
+    version INT8 NOT NULL CONSTRAINT fm_sitrep_archive_version_key UNIQUE,
+    time_made_current TIMESTAMPTZ NOT NULL,
+    time_archived TIMESTAMPTZ NOT NULL,
+    sitrep JSONB NOT NULL
+);
+
+COMMENT ON TABLE fm_sitrep_archive IS 'Sitreps removed by the history pruner, kept as JSON so that debugging survives pruning. Bounded: the pruner keeps only the newest entries.';
+COMMENT ON COLUMN fm_sitrep_archive.sitrep_id IS 'The archived sitrep''s id.';
+COMMENT ON COLUMN fm_sitrep_archive.version IS 'The history version at which the sitrep was current.';
+COMMENT ON COLUMN fm_sitrep_archive.time_made_current IS 'When the sitrep became current.';
+COMMENT ON COLUMN fm_sitrep_archive.time_archived IS 'When the pruner archived it.';
+COMMENT ON COLUMN fm_sitrep_archive.sitrep IS 'The whole sitrep (metadata, cases, requests) in the JSON form that fm-dev sitrep publish reads.';
+
+-- -------------------------------------------------------------------------
 -- Executor status.
 -- -------------------------------------------------------------------------
 
@@ -226,5 +245,5 @@ COMMENT ON COLUMN fm_executor_task_status.status IS 'The typed status the activa
 -- -------------------------------------------------------------------------
 
 INSERT INTO db_metadata (singleton, version, target_version, time_created, time_modified)
-    VALUES (true, 1, NULL, now(), now())
+    VALUES (true, 2, NULL, now(), now())
     ON CONFLICT (singleton) DO NOTHING;

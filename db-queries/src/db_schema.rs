@@ -176,6 +176,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Pruned sitreps, archived as JSON.
+    fm_sitrep_archive (sitrep_id) {
+        /// Sitrep id.
+        sitrep_id -> Uuid,
+        /// History version it had.
+        version -> Int8,
+        /// When it became current.
+        time_made_current -> Timestamptz,
+        /// When it was archived.
+        time_archived -> Timestamptz,
+        /// The whole sitrep.
+        sitrep -> Jsonb,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     db_metadata,
     fm_sitrep,
@@ -186,6 +202,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     alert,
     support_bundle,
     fm_executor_task_status,
+    fm_sitrep_archive,
 );
 
 /// Describes the columns of every table above, for the test that compares
@@ -210,6 +227,7 @@ pub fn describe_tables() -> Vec<TableDescription> {
         alert,
         support_bundle,
         fm_executor_task_status,
+        fm_sitrep_archive,
     )
 }
 

@@ -1,7 +1,10 @@
 //! The public error type of the datastore, and the one funnel that turns
 //! diesel errors into it.
 
+use nexus_fm_types::ids::SitrepUuid;
+use nexus_fm_types::{Generation, ResourceType, SitrepValidationError};
 use std::fmt;
+use uuid::Uuid;
 
 /// An error from a datastore operation.
 ///
@@ -58,6 +61,77 @@ pub enum Error {
         /// The underlying diesel error.
         #[source]
         source: diesel::result::Error,
+    },
+    /// The object does not exist (or no longer exists).
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What kind of object, e.g. "sitrep".
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A sitrep was built from a parent that is not the current sitrep
+    /// (someone else published first, or the parent is unknown).
+    #[error(
+        "sitrep {sitrep_id} was built on {}, but the current sitrep is {}",
+        parent.map_or_else(|| "no parent".to_string(), |p| format!("parent {p}")),
+        current.map_or_else(|| "none (the history is empty)".to_string(), |c| c.to_string())
+    )]
+    ParentNotCurrent {
+        /// The sitrep being published.
+        sitrep_id: SitrepUuid,
+        /// The parent it names.
+        parent: Option<SitrepUuid>,
+        /// The current sitrep at the time of the check.
+        current: Option<SitrepUuid>,
+    },
+    /// A sitrep's generation for one resource type breaks the generation
+    /// rule (DESIGN.md section 5).
+    #[error(
+        "sitrep {sitrep_id} has {resource} generation {found}, but its {resource} requests {} \
+         its parent's, so the generation must be {expected}",
+        if *unchanged { "equal" } else { "differ from" }
+    )]
+    GenerationMismatch {
+        /// The sitrep being published.
+        sitrep_id: SitrepUuid,
+        /// Which resource type.
+        resource: ResourceType,
+        /// What the rule requires.
+        expected: Generation,
+        /// What the sitrep says.
+        found: Generation,
+        /// Whether the request set equals the parent's.
+        unchanged: bool,
+    },
+    /// A request that is new relative to the parent uses an id that has
+    /// been used before (fresh-id rule, DESIGN.md section 5).
+    #[error("{resource} request id {id} is new in this sitrep but already used: {used_by}")]
+    RequestIdReused {
+        /// Which resource type.
+        resource: ResourceType,
+        /// The reused id.
+        id: Uuid,
+        /// Where it was found.
+        used_by: String,
+    },
+    /// A sitrep with this id already exists.
+    #[error("a sitrep with id {0} already exists")]
+    SitrepExists(SitrepUuid),
+    /// The sitrep is malformed on its own.
+    #[error("invalid sitrep: {0}")]
+    InvalidSitrep(#[from] SitrepValidationError),
+    /// A caller passed an argument outside its allowed range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The database holds a value the domain types refuse.
+    #[error("{context}")]
+    BadData {
+        /// What was being read.
+        context: String,
+        /// What is wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A transaction kept failing with serialization conflicts.
     #[error("transaction {name} gave up after {attempts} attempts on serialization failures")]

@@ -20,6 +20,7 @@ pub mod db_schema;
 pub mod error;
 pub mod explain;
 pub mod migration;
+pub mod model;
 pub mod transaction;
 
 pub use context::{Action, OpContext, Role};

@@ -130,3 +130,5 @@ impl bb8::ErrorSink<PoolError> for ConnectionErrorSink {
         Box::new(self.clone())
     }
 }
+
+pub mod sitrep;

@@ -1,0 +1,315 @@
+//! Publishing a sitrep: one serializable transaction that makes it current
+//! or writes nothing.
+//!
+//! The checks here are what the deletion-safety argument rests on
+//! (DESIGN.md sections 5 and 8), so no caller bug can break them:
+//!
+//! 1. compare-and-swap on the parent: it must be the current sitrep;
+//! 2. the generation rule, per resource type, verified against the parent's
+//!    request set;
+//! 3. fresh ids: a request that is new relative to the parent must not name
+//!    an existing resource row (live or tombstoned) nor a request of another
+//!    retained sitrep;
+//! 4. everything [`Sitrep::validate`] checks (duplicates, missing cases,
+//!    empty or oversized fields).
+
+use super::{
+    READ_PAGE_ROWS, alert_any_of_query, alert_request_any_of_query, alert_request_id_page_query,
+    current_history_entry_query, load_all_pages, sitrep_metadata_query,
+    support_bundle_any_of_query, support_bundle_request_any_of_query,
+    support_bundle_request_id_page_query,
+};
+use crate::context::{Action, OpContext};
+use crate::datastore::DataStore;
+use crate::db_schema::{
+    fm_alert_request, fm_case, fm_sitrep, fm_sitrep_history, fm_support_bundle_request,
+};
+use crate::error::Error;
+use crate::model::{
+    AlertRequestRow, CaseRow, SitrepHistoryRow, SitrepRow, SupportBundleRequestRow,
+};
+use crate::transaction::{TransactionError, transaction_retry};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use nexus_fm_types::ids::SitrepUuid;
+use nexus_fm_types::{Generation, ResourceType, Sitrep, SitrepVersion};
+use std::collections::HashSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Rows per multi-row INSERT statement. The widest child row has 6 columns,
+/// so a statement carries at most 48,000 bind parameters, under
+/// PostgreSQL's limit of 65,535.
+pub const INSERT_CHUNK_ROWS: usize = 8_000;
+
+/// Ids per `id = ANY($1)` lookup when checking that new request ids are
+/// fresh. One array parameter per statement, so this bounds work per
+/// statement, not bind parameters.
+pub const LOOKUP_CHUNK_IDS: usize = 10_000;
+
+/// A sitrep that became current.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedSitrep {
+    /// Its id.
+    pub sitrep_id: SitrepUuid,
+    /// Its position in the history.
+    pub version: SitrepVersion,
+    /// How many times the transaction was retried after serialization
+    /// failures.
+    pub retries: u32,
+}
+
+impl DataStore {
+    /// Publishes `sitrep`: makes it the current sitrep if it follows every
+    /// rule, or writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Forbidden`] unless the role is the FM executor;
+    /// - [`Error::InvalidSitrep`] for a sitrep malformed on its own
+    ///   (duplicate ids, missing cases, empty or oversized fields);
+    /// - [`Error::ParentNotCurrent`] when its parent is not the current
+    ///   sitrep (or it has no parent but the history is not empty);
+    /// - [`Error::GenerationMismatch`] when a generation breaks the rule;
+    /// - [`Error::RequestIdReused`] when a new request reuses an id;
+    /// - [`Error::SitrepExists`] when its id is taken.
+    pub async fn sitrep_insert(
+        &self,
+        opctx: &OpContext,
+        sitrep: &Sitrep,
+    ) -> Result<PublishedSitrep, Error> {
+        let mut conn = self.pool_connection_authorized(opctx, Action::FmWrite).await?;
+        sitrep.validate()?;
+        let shared = Arc::new(sitrep.clone());
+        let done = transaction_retry(&mut conn, &opctx.log, "sitrep_insert", |conn| {
+            let sitrep = Arc::clone(&shared);
+            Box::pin(async move { sitrep_insert_in_txn(conn, &sitrep).await })
+        })
+        .await?;
+        let published =
+            PublishedSitrep { sitrep_id: sitrep.id(), version: done.value, retries: done.retries };
+        slog::info!(opctx.log, "sitrep published";
+            "sitrep_id" => %published.sitrep_id,
+            "version" => %published.version,
+            "alert_generation" => %sitrep.metadata.alert_generation,
+            "support_bundle_generation" => %sitrep.metadata.support_bundle_generation,
+            "cases" => sitrep.cases.len(),
+            "alert_requests" => sitrep.alert_requests.len(),
+            "support_bundle_requests" => sitrep.support_bundle_requests.len(),
+            "retries" => done.retries);
+        Ok(published)
+    }
+}
+
+fn abort<T>(e: Error) -> Result<T, TransactionError> {
+    Err(TransactionError::Abort(e))
+}
+
+async fn sitrep_insert_in_txn(
+    conn: &mut AsyncPgConnection,
+    sitrep: &Sitrep,
+) -> Result<SitrepVersion, TransactionError> {
+    let meta = &sitrep.metadata;
+    let sitrep_id = meta.id;
+
+    // 1. Compare-and-swap on the parent.
+    let current = current_history_entry_query().get_result(conn).await.optional()?;
+    let version = match (&current, meta.parent_sitrep_id) {
+        (None, None) => SitrepVersion::FIRST,
+        (Some(SitrepHistoryRow { version, sitrep_id: current_id, .. }), Some(parent))
+            if *current_id == parent.into_untyped() =>
+        {
+            SitrepVersion::try_new(*version).map_err(bad_row)?.next()
+        }
+        _ => {
+            return abort(Error::ParentNotCurrent {
+                sitrep_id,
+                parent: meta.parent_sitrep_id,
+                current: current.map(|c| SitrepUuid::from_untyped(c.sitrep_id)),
+            });
+        }
+    };
+
+    // The sitrep's own id must be new.
+    if sitrep_metadata_query(sitrep_id.into_untyped()).get_result(conn).await.optional()?.is_some()
+    {
+        return abort(Error::SitrepExists(sitrep_id));
+    }
+
+    // 2. The generation rule, and 3. fresh ids, per resource type.
+    let parent_row = match meta.parent_sitrep_id {
+        None => None,
+        Some(parent) => Some(
+            sitrep_metadata_query(parent.into_untyped())
+                .get_result(conn)
+                .await
+                .optional()?
+                .ok_or_else(|| {
+                    TransactionError::Abort(Error::BadData {
+                        context: format!("reading current sitrep {parent}"),
+                        source: "its history entry exists but its fm_sitrep row does not".into(),
+                    })
+                })?,
+        ),
+    };
+    for resource in ResourceType::ALL {
+        let new_ids = sitrep.request_ids(resource);
+        let (parent_generation, parent_ids) = match (&parent_row, meta.parent_sitrep_id) {
+            (Some(row), Some(parent)) => {
+                let generation = match resource {
+                    ResourceType::Alert => row.alert_generation,
+                    ResourceType::SupportBundle => row.support_bundle_generation,
+                };
+                let generation = Generation::try_new(generation).map_err(bad_row)?;
+                (Some(generation), request_ids_in_txn(conn, parent.into_untyped(), resource).await?)
+            }
+            _ => (None, HashSet::new()),
+        };
+        let unchanged =
+            parent_ids.len() == new_ids.len() && new_ids.iter().all(|id| parent_ids.contains(id));
+        let expected = Generation::successor(parent_generation, unchanged).map_err(|e| {
+            TransactionError::Abort(Error::InvalidArgument(format!("{resource} generation: {e}")))
+        })?;
+        let found = meta.generation(resource);
+        if found != expected {
+            return abort(Error::GenerationMismatch {
+                sitrep_id,
+                resource,
+                expected,
+                found,
+                unchanged,
+            });
+        }
+        let added: Vec<Uuid> = new_ids.into_iter().filter(|id| !parent_ids.contains(id)).collect();
+        check_fresh_in_txn(conn, resource, &added).await?;
+    }
+
+    // 4. Write: the sitrep row, its children, then the history entry that
+    // makes it current. All in this transaction, so a reader sees all of it
+    // or none of it.
+    diesel::insert_into(fm_sitrep::table).values(SitrepRow::from(meta)).execute(conn).await?;
+    let cases: Vec<CaseRow> = sitrep.cases.iter().map(|c| CaseRow::new(sitrep_id, c)).collect();
+    for chunk in cases.chunks(INSERT_CHUNK_ROWS) {
+        diesel::insert_into(fm_case::table).values(chunk).execute(conn).await?;
+    }
+    let alerts: Vec<AlertRequestRow> =
+        sitrep.alert_requests.iter().map(|r| AlertRequestRow::new(sitrep_id, r)).collect();
+    for chunk in alerts.chunks(INSERT_CHUNK_ROWS) {
+        diesel::insert_into(fm_alert_request::table).values(chunk).execute(conn).await?;
+    }
+    let bundles: Vec<SupportBundleRequestRow> = sitrep
+        .support_bundle_requests
+        .iter()
+        .map(|r| SupportBundleRequestRow::new(sitrep_id, r))
+        .collect();
+    for chunk in bundles.chunks(INSERT_CHUNK_ROWS) {
+        diesel::insert_into(fm_support_bundle_request::table).values(chunk).execute(conn).await?;
+    }
+
+    // A concurrent publisher that read the same current sitrep and took
+    // this version first makes this insert conflict. At SERIALIZABLE that
+    // is reported as a serialization failure, and the retry then sees the
+    // new current sitrep and returns `ParentNotCurrent`; the check of the
+    // row count is a second line of defence.
+    let inserted = diesel::insert_into(fm_sitrep_history::table)
+        .values(SitrepHistoryRow {
+            version: version.as_i64(),
+            sitrep_id: sitrep_id.into_untyped(),
+            time_made_current: chrono::Utc::now(),
+        })
+        .on_conflict(fm_sitrep_history::version)
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    if inserted != 1 {
+        return abort(Error::ParentNotCurrent {
+            sitrep_id,
+            parent: meta.parent_sitrep_id,
+            current: None,
+        });
+    }
+    Ok(version)
+}
+
+fn bad_row(e: impl std::error::Error + Send + Sync + 'static) -> TransactionError {
+    TransactionError::Abort(Error::BadData {
+        context: "reading the sitrep history".to_string(),
+        source: Box::new(e),
+    })
+}
+
+/// All request ids of one type in one sitrep, read page by page.
+pub(crate) async fn request_ids_in_txn(
+    conn: &mut AsyncPgConnection,
+    sitrep_id: Uuid,
+    resource: ResourceType,
+) -> Result<HashSet<Uuid>, diesel::result::Error> {
+    let ids = match resource {
+        ResourceType::Alert => {
+            load_all_pages(
+                conn,
+                READ_PAGE_ROWS,
+                |after| alert_request_id_page_query(sitrep_id, after, READ_PAGE_ROWS),
+                |id| *id,
+            )
+            .await?
+        }
+        ResourceType::SupportBundle => {
+            load_all_pages(
+                conn,
+                READ_PAGE_ROWS,
+                |after| support_bundle_request_id_page_query(sitrep_id, after, READ_PAGE_ROWS),
+                |id| *id,
+            )
+            .await?
+        }
+    };
+    Ok(ids.into_iter().collect())
+}
+
+/// Fails unless every id in `added` is unused: no resource row (live or
+/// tombstoned) and no request in any retained sitrep.
+async fn check_fresh_in_txn(
+    conn: &mut AsyncPgConnection,
+    resource: ResourceType,
+    added: &[Uuid],
+) -> Result<(), TransactionError> {
+    for chunk in added.chunks(LOOKUP_CHUNK_IDS) {
+        let ids = chunk.to_vec();
+        let existing: Option<Uuid> = match resource {
+            ResourceType::Alert => alert_any_of_query(ids.clone()).get_result(conn).await,
+            ResourceType::SupportBundle => {
+                support_bundle_any_of_query(ids.clone()).get_result(conn).await
+            }
+        }
+        .optional()?;
+        if let Some(id) = existing {
+            return abort(Error::RequestIdReused {
+                resource,
+                id,
+                used_by: match resource {
+                    ResourceType::Alert => "an alert with this id exists (live or deleted)",
+                    ResourceType::SupportBundle => {
+                        "a support bundle with this id exists (live or deleted)"
+                    }
+                }
+                .to_string(),
+            });
+        }
+        let requested: Option<(Uuid, Uuid)> = match resource {
+            ResourceType::Alert => alert_request_any_of_query(ids).get_result(conn).await,
+            ResourceType::SupportBundle => {
+                support_bundle_request_any_of_query(ids).get_result(conn).await
+            }
+        }
+        .optional()?;
+        if let Some((other_sitrep, id)) = requested {
+            return abort(Error::RequestIdReused {
+                resource,
+                id,
+                used_by: format!("sitrep {other_sitrep} requests it"),
+            });
+        }
+    }
+    Ok(())
+}

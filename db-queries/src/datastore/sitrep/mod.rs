@@ -1,0 +1,177 @@
+//! Sitreps in the database: publishing ([`insert`]), reading ([`read`]) and
+//! history retention ([`prune`]).
+//!
+//! Every statement is built by a `*_query` function here or in a submodule,
+//! so that production code and the EXPLAIN catalogue use the very same query.
+
+pub mod insert;
+pub mod prune;
+pub mod read;
+
+use crate::db_schema::{
+    alert, fm_alert_request, fm_case, fm_sitrep, fm_sitrep_history, fm_support_bundle_request,
+    support_bundle,
+};
+use crate::model::{
+    AlertRequestRow, CaseRow, SitrepHistoryRow, SitrepRow, SupportBundleRequestRow,
+};
+use diesel::dsl::AsSelect;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+/// Rows read per statement when a sitrep's children (or its request ids)
+/// are read page by page with a keyset cursor. One constant for every such
+/// walk, so that no statement returns an unbounded number of rows.
+pub const READ_PAGE_ROWS: i64 = 10_000;
+
+/// Loads every row of a keyset-paginated query, page by page: `page(after)`
+/// builds the query for the rows after key `after` (starting from the nil
+/// UUID) returning at most `page_rows` rows in key order, and `key` reads a
+/// row's key. Each statement returns a bounded number of rows.
+pub(crate) async fn load_all_pages<R, Q>(
+    conn: &mut diesel_async::AsyncPgConnection,
+    page_rows: i64,
+    page: impl Fn(Uuid) -> Q,
+    key: impl Fn(&R) -> Uuid,
+) -> QueryResult<Vec<R>>
+where
+    Q: diesel_async::methods::LoadQuery<'static, diesel_async::AsyncPgConnection, R> + 'static,
+    R: Send,
+{
+    use diesel_async::RunQueryDsl;
+    let mut rows = Vec::new();
+    let mut after = Uuid::nil();
+    loop {
+        let batch: Vec<R> = page(after).load(conn).await?;
+        let full = batch.len() as i64 == page_rows;
+        let Some(last) = batch.last() else { break };
+        after = key(last);
+        rows.extend(batch);
+        if !full {
+            break;
+        }
+    }
+    Ok(rows)
+}
+
+/// The newest history entry (the current sitrep), by a backward scan of the
+/// history's primary key.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn current_history_entry_query() -> _ {
+    let columns: AsSelect<SitrepHistoryRow, Pg> = SitrepHistoryRow::as_select();
+    fm_sitrep_history::table.order(fm_sitrep_history::version.desc()).limit(1_i64).select(columns)
+}
+
+/// The history entry of one sitrep.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn history_entry_by_sitrep_query(sitrep_id: Uuid) -> _ {
+    let columns: AsSelect<SitrepHistoryRow, Pg> = SitrepHistoryRow::as_select();
+    fm_sitrep_history::table.filter(fm_sitrep_history::sitrep_id.eq(sitrep_id)).select(columns)
+}
+
+/// One sitrep's metadata row.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn sitrep_metadata_query(sitrep_id: Uuid) -> _ {
+    let columns: AsSelect<SitrepRow, Pg> = SitrepRow::as_select();
+    fm_sitrep::table.filter(fm_sitrep::id.eq(sitrep_id)).select(columns)
+}
+
+/// One page of a sitrep's cases, after the case id `after`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn case_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
+    let columns: AsSelect<CaseRow, Pg> = CaseRow::as_select();
+    let page: i64 = READ_PAGE_ROWS;
+    fm_case::table
+        .filter(fm_case::sitrep_id.eq(sitrep_id))
+        .filter(fm_case::id.gt(after))
+        .order(fm_case::id)
+        .limit(page)
+        .select(columns)
+}
+
+/// One page of a sitrep's alert requests, after the request id `after`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn alert_request_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
+    let columns: AsSelect<AlertRequestRow, Pg> = AlertRequestRow::as_select();
+    let page: i64 = READ_PAGE_ROWS;
+    fm_alert_request::table
+        .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
+        .filter(fm_alert_request::id.gt(after))
+        .order(fm_alert_request::id)
+        .limit(page)
+        .select(columns)
+}
+
+/// One page of a sitrep's support-bundle requests, after the request id
+/// `after`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_request_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
+    let columns: AsSelect<SupportBundleRequestRow, Pg> = SupportBundleRequestRow::as_select();
+    let page: i64 = READ_PAGE_ROWS;
+    fm_support_bundle_request::table
+        .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
+        .filter(fm_support_bundle_request::id.gt(after))
+        .order(fm_support_bundle_request::id)
+        .limit(page)
+        .select(columns)
+}
+
+/// One page of the ids of a sitrep's alert requests, after `after`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn alert_request_id_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
+    fm_alert_request::table
+        .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
+        .filter(fm_alert_request::id.gt(after))
+        .order(fm_alert_request::id)
+        .limit(limit)
+        .select(fm_alert_request::id)
+}
+
+/// One page of the ids of a sitrep's support-bundle requests, after `after`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_request_id_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
+    fm_support_bundle_request::table
+        .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
+        .filter(fm_support_bundle_request::id.gt(after))
+        .order(fm_support_bundle_request::id)
+        .limit(limit)
+        .select(fm_support_bundle_request::id)
+}
+
+/// The first of `ids` that exists as an alert row, live or tombstoned.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn alert_any_of_query(ids: Vec<Uuid>) -> _ {
+    alert::table.filter(alert::id.eq_any(ids)).order(alert::id).limit(1_i64).select(alert::id)
+}
+
+/// The first of `ids` that exists as a support-bundle row, live or
+/// tombstoned.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_any_of_query(ids: Vec<Uuid>) -> _ {
+    support_bundle::table
+        .filter(support_bundle::id.eq_any(ids))
+        .order(support_bundle::id)
+        .limit(1_i64)
+        .select(support_bundle::id)
+}
+
+/// The first alert request (in any retained sitrep) whose id is one of
+/// `ids`, by the request-id index.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn alert_request_any_of_query(ids: Vec<Uuid>) -> _ {
+    fm_alert_request::table
+        .filter(fm_alert_request::id.eq_any(ids))
+        .limit(1_i64)
+        .select((fm_alert_request::sitrep_id, fm_alert_request::id))
+}
+
+/// The first support-bundle request (in any retained sitrep) whose id is one
+/// of `ids`, by the request-id index.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_request_any_of_query(ids: Vec<Uuid>) -> _ {
+    fm_support_bundle_request::table
+        .filter(fm_support_bundle_request::id.eq_any(ids))
+        .limit(1_i64)
+        .select((fm_support_bundle_request::sitrep_id, fm_support_bundle_request::id))
+}

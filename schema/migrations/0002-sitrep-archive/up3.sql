@@ -1,0 +1,1 @@
+COMMENT ON COLUMN fm_sitrep_archive.sitrep_id IS 'The archived sitrep''s id.';

@@ -1,0 +1,1 @@
+COMMENT ON COLUMN fm_sitrep_archive.version IS 'The history version at which the sitrep was current.';
