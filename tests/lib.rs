@@ -67,3 +67,32 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("a {role} connection for {action:?}: {e:#?}"))
     }
 }
+
+/// A checksum of every row of every table the diesel schema describes,
+/// keyed by table name: equal maps mean byte-identical table contents.
+pub async fn fm_table_checksums(url: &str) -> std::collections::BTreeMap<String, String> {
+    use diesel::QueryableByName;
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct Sum {
+        #[diesel(sql_type = Text)]
+        sum: String,
+    }
+    let mut conn = connect(url).await;
+    let mut sums = std::collections::BTreeMap::new();
+    for table in fm_db_queries::db_schema::describe_tables() {
+        // The table name comes from the diesel schema, not from input.
+        let sql = format!(
+            "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS sum \
+             FROM {} t",
+            table.name
+        );
+        let sum: Sum = diesel::sql_query(sql)
+            .get_result(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("checksum of {}: {e:?}", table.name));
+        sums.insert(table.name.to_string(), sum.sum);
+    }
+    sums
+}

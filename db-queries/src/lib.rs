@@ -14,6 +14,7 @@
 //!   its role before touching the database;
 //! - SQL is built only from constants and bind parameters.
 
+pub mod catalogue;
 pub mod context;
 pub mod datastore;
 pub mod db_schema;

@@ -92,20 +92,23 @@ async fn explain_does_not_leak_the_setting() {
     assert_eq!(setting.enable_seqscan, "on");
 }
 
-/// The production queries of this layer so far: the schema-version reads
-/// that every process makes at startup.
+/// Every catalogued production query plans without a sequential scan.
 #[tokio::test]
-async fn schema_version_queries_use_indexes() {
+async fn every_catalogued_query_uses_an_index() {
     let env = TestEnv::new().await;
     let log = &env.log;
     let mut conn = env.conn(Role::Viewer, Action::Read).await;
-    let plan = explain_plan(&mut conn, log, fm_db_queries::migration::schema_version_query())
-        .await
-        .unwrap();
-    assert_no_seq_scan("schema_version_query", &plan);
-    assert!(plan.contains("db_metadata_pkey"), "{plan}");
-    let plan = explain_plan(&mut conn, log, fm_db_queries::migration::db_metadata_exists_query())
-        .await
-        .unwrap();
-    assert_no_seq_scan("db_metadata_exists_query", &plan);
+    let entries = fm_db_queries::catalogue::catalogue();
+    assert!(entries.len() >= 20, "the catalogue lost entries: {}", entries.len());
+    let mut failures = Vec::new();
+    for entry in &entries {
+        let plan = entry
+            .explain(&mut conn, log)
+            .await
+            .unwrap_or_else(|e| panic!("EXPLAIN {} failed: {e:#?}\n{}", entry.name, entry.sql));
+        if let Err(e) = check_no_seq_scan(&plan) {
+            failures.push(format!("{}: {}\n{e}", entry.name, entry.sql));
+        }
+    }
+    assert!(failures.is_empty(), "queries that scan a whole table:\n{}", failures.join("\n\n"));
 }

@@ -4,5 +4,7 @@
 
 mod datastore;
 mod explain;
+mod prune;
 mod schema;
+mod sitrep;
 mod transaction;

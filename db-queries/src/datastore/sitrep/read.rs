@@ -148,10 +148,17 @@ impl DataStore {
     ) -> Result<Vec<SitrepHistoryEntry>, Error> {
         let limit = check_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let rows = history_page_query(marker, direction, limit)
-            .load(&mut conn)
-            .await
-            .map_err(|e| Error::database("listing the sitrep history", e))?;
+        let rows = match direction {
+            Direction::Ascending => {
+                let after = marker.map_or(0, SitrepVersion::as_i64);
+                history_page_ascending_query(after, limit).load(&mut conn).await
+            }
+            Direction::Descending => {
+                let before = marker.map_or(i64::MAX, SitrepVersion::as_i64);
+                history_page_descending_query(before, limit).load(&mut conn).await
+            }
+        }
+        .map_err(|e| Error::database("listing the sitrep history", e))?;
         rows.into_iter().map(history_entry).collect::<Result<_, _>>().map_err(abort_to_error)
     }
 
@@ -194,31 +201,26 @@ fn check_limit(limit: u32) -> Result<i64, Error> {
     Ok(i64::from(limit))
 }
 
-/// One page of the history.
-pub fn history_page_query(
-    marker: Option<SitrepVersion>,
-    direction: Direction,
-    limit: i64,
-) -> fm_sitrep_history::BoxedQuery<
-    'static,
-    Pg,
-    <AsSelect<SitrepHistoryRow, Pg> as Expression>::SqlType,
-> {
-    let query = fm_sitrep_history::table.select(SitrepHistoryRow::as_select()).limit(limit);
-    match (direction, marker) {
-        (Direction::Ascending, None) => query.order(fm_sitrep_history::version.asc()).into_boxed(),
-        (Direction::Ascending, Some(m)) => query
-            .filter(fm_sitrep_history::version.gt(m.as_i64()))
-            .order(fm_sitrep_history::version.asc())
-            .into_boxed(),
-        (Direction::Descending, None) => {
-            query.order(fm_sitrep_history::version.desc()).into_boxed()
-        }
-        (Direction::Descending, Some(m)) => query
-            .filter(fm_sitrep_history::version.lt(m.as_i64()))
-            .order(fm_sitrep_history::version.desc())
-            .into_boxed(),
-    }
+/// One page of the history, oldest first, with versions above `after`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn history_page_ascending_query(after: i64, limit: i64) -> _ {
+    let columns: AsSelect<SitrepHistoryRow, Pg> = SitrepHistoryRow::as_select();
+    fm_sitrep_history::table
+        .filter(fm_sitrep_history::version.gt(after))
+        .order(fm_sitrep_history::version.asc())
+        .limit(limit)
+        .select(columns)
+}
+
+/// One page of the history, newest first, with versions below `before`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn history_page_descending_query(before: i64, limit: i64) -> _ {
+    let columns: AsSelect<SitrepHistoryRow, Pg> = SitrepHistoryRow::as_select();
+    fm_sitrep_history::table
+        .filter(fm_sitrep_history::version.lt(before))
+        .order(fm_sitrep_history::version.desc())
+        .limit(limit)
+        .select(columns)
 }
 
 fn not_found(id: SitrepUuid) -> Error {

@@ -1,0 +1,180 @@
+//! The query catalogue: every production query, with sample parameters.
+//!
+//! Each entry carries the query's SQL text (diesel's `debug_query`, for the
+//! snapshot files under `db-queries/tests/output/`) and a way to EXPLAIN it.
+//! The EXPLAIN audit walks this list and fails on any sequential scan, so a
+//! query that is not listed here is a query nobody has shown to use an
+//! index: when you add a `*_query` function, add it here too.
+//!
+//! The sample parameters are fixed, so the snapshots are stable.
+
+use crate::datastore::sitrep::prune::{
+    alert_request_delete_query, archive_delete_query, archive_entry_query,
+    archive_nth_newest_version_query, archive_page_at_or_below_query, case_delete_query,
+    history_delete_query, history_entry_by_version_query, prunable_history_page_query,
+    sitrep_delete_query, support_bundle_request_delete_query,
+};
+use crate::datastore::sitrep::read::{history_page_ascending_query, history_page_descending_query};
+use crate::datastore::sitrep::{
+    alert_any_of_query, alert_request_any_of_query, alert_request_id_page_query,
+    alert_request_page_query, case_page_query, current_history_entry_query,
+    history_entry_by_sitrep_query, sitrep_metadata_query, support_bundle_any_of_query,
+    support_bundle_request_any_of_query, support_bundle_request_id_page_query,
+    support_bundle_request_page_query,
+};
+use crate::error::Error;
+use crate::explain::explain_plan;
+use crate::migration::{db_metadata_exists_query, schema_version_query};
+use diesel::pg::Pg;
+use diesel_async::AsyncPgConnection;
+use std::future::Future;
+use std::pin::Pin;
+use uuid::Uuid;
+
+/// The future an entry's EXPLAIN returns.
+pub type ExplainFuture<'c> = Pin<Box<dyn Future<Output = Result<String, Error>> + Send + 'c>>;
+
+type ExplainFn = Box<
+    dyn for<'c> Fn(&'c mut AsyncPgConnection, &'c slog::Logger) -> ExplainFuture<'c> + Send + Sync,
+>;
+
+/// One production query.
+pub struct CatalogueEntry {
+    /// A stable name, also the snapshot file's name.
+    pub name: &'static str,
+    /// The SQL text with its sample binds.
+    pub sql: String,
+    explain: ExplainFn,
+}
+
+impl CatalogueEntry {
+    /// EXPLAINs the query with `enable_seqscan = off`.
+    ///
+    /// # Errors
+    ///
+    /// A database error, e.g. when the query does not plan.
+    pub fn explain<'c>(
+        &self,
+        conn: &'c mut AsyncPgConnection,
+        log: &'c slog::Logger,
+    ) -> ExplainFuture<'c> {
+        (self.explain)(conn, log)
+    }
+}
+
+impl std::fmt::Debug for CatalogueEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogueEntry").field("name", &self.name).field("sql", &self.sql).finish()
+    }
+}
+
+/// Fixed sample ids, so the SQL snapshots are stable.
+const SAMPLE_SITREP: Uuid = Uuid::from_u128(0x5175_0000_0000_4000_8000_0000_0000_0001);
+const SAMPLE_ID: Uuid = Uuid::from_u128(0x1d00_0000_0000_4000_8000_0000_0000_0002);
+
+macro_rules! entry {
+    ($name:literal, $query:expr) => {{
+        let query = $query;
+        CatalogueEntry {
+            name: $name,
+            sql: diesel::debug_query::<Pg, _>(&query).to_string(),
+            explain: Box::new(move |conn, log| {
+                let query = query.clone();
+                Box::pin(async move { explain_plan(conn, log, query).await })
+            }),
+        }
+    }};
+}
+
+/// Every production query, with sample parameters.
+pub fn catalogue() -> Vec<CatalogueEntry> {
+    let ids = vec![SAMPLE_ID, Uuid::from_u128(SAMPLE_ID.as_u128() + 1)];
+    vec![
+        // Schema version (migration.rs).
+        entry!("db_metadata_exists", db_metadata_exists_query()),
+        entry!("schema_version", schema_version_query()),
+        // Sitrep history and metadata (datastore/sitrep).
+        entry!("sitrep_current_history_entry", current_history_entry_query()),
+        entry!("sitrep_history_entry_by_sitrep", history_entry_by_sitrep_query(SAMPLE_SITREP)),
+        entry!("sitrep_metadata", sitrep_metadata_query(SAMPLE_SITREP)),
+        entry!("sitrep_history_page_ascending", history_page_ascending_query(7, 100)),
+        entry!("sitrep_history_page_descending", history_page_descending_query(i64::MAX, 100)),
+        // Reading a sitrep's children page by page.
+        entry!("sitrep_case_page", case_page_query(SAMPLE_SITREP, SAMPLE_ID)),
+        entry!("sitrep_alert_request_page", alert_request_page_query(SAMPLE_SITREP, SAMPLE_ID)),
+        entry!(
+            "sitrep_support_bundle_request_page",
+            support_bundle_request_page_query(SAMPLE_SITREP, SAMPLE_ID)
+        ),
+        entry!(
+            "sitrep_alert_request_id_page",
+            alert_request_id_page_query(SAMPLE_SITREP, SAMPLE_ID, 1000)
+        ),
+        entry!(
+            "sitrep_support_bundle_request_id_page",
+            support_bundle_request_id_page_query(SAMPLE_SITREP, SAMPLE_ID, 1000)
+        ),
+        // Publishing: the fresh-id checks.
+        entry!("sitrep_insert_alert_any_of", alert_any_of_query(ids.clone())),
+        entry!("sitrep_insert_support_bundle_any_of", support_bundle_any_of_query(ids.clone())),
+        entry!("sitrep_insert_alert_request_any_of", alert_request_any_of_query(ids.clone())),
+        entry!(
+            "sitrep_insert_support_bundle_request_any_of",
+            support_bundle_request_any_of_query(ids.clone())
+        ),
+        // History retention.
+        entry!("sitrep_prune_history_page", prunable_history_page_query(90, 10)),
+        entry!("sitrep_prune_history_entry_by_version", history_entry_by_version_query(11)),
+        entry!("sitrep_prune_delete_sitrep", sitrep_delete_query(SAMPLE_SITREP)),
+        entry!("sitrep_prune_delete_cases", case_delete_query(SAMPLE_SITREP)),
+        entry!("sitrep_prune_delete_alert_requests", alert_request_delete_query(SAMPLE_SITREP)),
+        entry!(
+            "sitrep_prune_delete_support_bundle_requests",
+            support_bundle_request_delete_query(SAMPLE_SITREP)
+        ),
+        entry!("sitrep_prune_delete_history_entry", history_delete_query(11)),
+        entry!("sitrep_archive_entry", archive_entry_query(SAMPLE_SITREP)),
+        entry!("sitrep_archive_nth_newest_version", archive_nth_newest_version_query(1000)),
+        entry!("sitrep_archive_page_at_or_below", archive_page_at_or_below_query(40)),
+        entry!("sitrep_archive_delete", archive_delete_query(ids)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SQL of every catalogued query, as reviewed. Regenerate with
+    /// `EXPECTORATE=overwrite cargo test -p fm-db-queries`.
+    #[test]
+    fn sql_snapshots() {
+        let entries = catalogue();
+        for entry in &entries {
+            expectorate::assert_contents(
+                format!("tests/output/{}.sql", entry.name),
+                &format!("{}\n", entry.sql),
+            );
+        }
+        // A snapshot without a catalogue entry is a query that was removed
+        // or renamed: delete its file.
+        let names: std::collections::BTreeSet<String> =
+            entries.iter().map(|e| format!("{}.sql", e.name)).collect();
+        for file in std::fs::read_dir("tests/output").unwrap() {
+            let file = file.unwrap().file_name().into_string().unwrap();
+            assert!(names.contains(&file), "tests/output/{file} has no catalogue entry");
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_snapshot_friendly() {
+        let entries = catalogue();
+        let mut names: Vec<_> = entries.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "duplicate catalogue names");
+        for name in names {
+            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        }
+    }
+}

@@ -1,0 +1,1 @@
+SELECT EXISTS (SELECT "information_schema"."tables"."table_schema", "information_schema"."tables"."table_name" FROM "information_schema"."tables" WHERE (("information_schema"."tables"."table_schema" = current_schema()) AND ("information_schema"."tables"."table_name" = $1))) -- binds: ["db_metadata"]

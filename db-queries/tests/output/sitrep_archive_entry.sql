@@ -1,0 +1,1 @@
+SELECT "fm_sitrep_archive"."sitrep_id", "fm_sitrep_archive"."version", "fm_sitrep_archive"."time_made_current", "fm_sitrep_archive"."time_archived", "fm_sitrep_archive"."sitrep" FROM "fm_sitrep_archive" WHERE ("fm_sitrep_archive"."sitrep_id" = $1) -- binds: [51750000-0000-4000-8000-000000000001]

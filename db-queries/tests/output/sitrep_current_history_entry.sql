@@ -1,0 +1,1 @@
+SELECT "fm_sitrep_history"."version", "fm_sitrep_history"."sitrep_id", "fm_sitrep_history"."time_made_current" FROM "fm_sitrep_history" ORDER BY "fm_sitrep_history"."version" DESC LIMIT $1 -- binds: [1]

@@ -1,0 +1,1 @@
+SELECT "fm_sitrep_history"."version", "fm_sitrep_history"."sitrep_id", "fm_sitrep_history"."time_made_current" FROM "fm_sitrep_history" WHERE ("fm_sitrep_history"."sitrep_id" = $1) -- binds: [51750000-0000-4000-8000-000000000001]

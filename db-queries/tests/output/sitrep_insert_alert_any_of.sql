@@ -1,0 +1,1 @@
+SELECT "alert"."id" FROM "alert" WHERE ("alert"."id" = ANY($1)) ORDER BY "alert"."id" LIMIT $2 -- binds: [[1d000000-0000-4000-8000-000000000002, 1d000000-0000-4000-8000-000000000003], 1]

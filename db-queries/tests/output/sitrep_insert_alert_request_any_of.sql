@@ -1,0 +1,1 @@
+SELECT "fm_alert_request"."sitrep_id", "fm_alert_request"."id" FROM "fm_alert_request" WHERE ("fm_alert_request"."id" = ANY($1)) LIMIT $2 -- binds: [[1d000000-0000-4000-8000-000000000002, 1d000000-0000-4000-8000-000000000003], 1]

@@ -1,0 +1,1 @@
+SELECT "support_bundle"."id" FROM "support_bundle" WHERE ("support_bundle"."id" = ANY($1)) ORDER BY "support_bundle"."id" LIMIT $2 -- binds: [[1d000000-0000-4000-8000-000000000002, 1d000000-0000-4000-8000-000000000003], 1]

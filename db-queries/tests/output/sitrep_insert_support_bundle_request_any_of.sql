@@ -1,0 +1,1 @@
+SELECT "fm_support_bundle_request"."sitrep_id", "fm_support_bundle_request"."id" FROM "fm_support_bundle_request" WHERE ("fm_support_bundle_request"."id" = ANY($1)) LIMIT $2 -- binds: [[1d000000-0000-4000-8000-000000000002, 1d000000-0000-4000-8000-000000000003], 1]

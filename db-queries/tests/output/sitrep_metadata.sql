@@ -1,0 +1,1 @@
+SELECT "fm_sitrep"."id", "fm_sitrep"."parent_sitrep_id", "fm_sitrep"."creator_id", "fm_sitrep"."time_created", "fm_sitrep"."comment", "fm_sitrep"."alert_generation", "fm_sitrep"."support_bundle_generation" FROM "fm_sitrep" WHERE ("fm_sitrep"."id" = $1) -- binds: [51750000-0000-4000-8000-000000000001]

@@ -1,0 +1,1 @@
+SELECT "fm_sitrep_history"."version", "fm_sitrep_history"."sitrep_id", "fm_sitrep_history"."time_made_current" FROM "fm_sitrep_history" WHERE (("fm_sitrep_history"."version" <= $1) AND ("fm_sitrep_history"."version" > $2)) ORDER BY "fm_sitrep_history"."version" ASC LIMIT $3 -- binds: [90, 10, 100]
