@@ -199,17 +199,36 @@ async fn generations_follow_the_request_sets_per_type() {
     assert_eq!(s4.metadata.support_bundle_generation.as_i64(), 2);
     publish(&env, &s4, 4).await;
 
-    // One alert request fewer, one bundle more.
+    // One alert request fewer: only the alert generation moves.
     let mut b = child(&s4);
     b.withdraw_alert_request(s4.alert_requests[0].id).unwrap();
-    b.request_support_bundle(s4.cases[0].id, "more", json!({})).unwrap();
     let s5 = b.build(&SatisfiedRequests::default()).unwrap();
     assert_eq!(s5.metadata.alert_generation.as_i64(), 3);
-    assert_eq!(s5.metadata.support_bundle_generation.as_i64(), 3);
+    assert_eq!(s5.metadata.support_bundle_generation.as_i64(), 2);
     publish(&env, &s5, 5).await;
 
+    // One more bundle request: only the bundle generation moves.
+    let mut b = child(&s5);
+    b.request_support_bundle(s5.cases[0].id, "more", json!({})).unwrap();
+    let s6 = b.build(&SatisfiedRequests::default()).unwrap();
+    assert_eq!(s6.metadata.alert_generation.as_i64(), 3);
+    assert_eq!(s6.metadata.support_bundle_generation.as_i64(), 3);
+    publish(&env, &s6, 6).await;
+
+    // One alert request swapped for another (same size, different set), one
+    // bundle fewer: both move, by exactly one.
+    let mut b = child(&s6);
+    b.withdraw_alert_request(s6.alert_requests[0].id).unwrap();
+    b.request_alert(s6.cases[0].id, "hw.swap", json!({})).unwrap();
+    b.withdraw_support_bundle_request(s6.support_bundle_requests[0].id).unwrap();
+    let s7 = b.build(&SatisfiedRequests::default()).unwrap();
+    assert_eq!(s7.alert_requests.len(), s6.alert_requests.len());
+    assert_eq!(s7.metadata.alert_generation.as_i64(), 4);
+    assert_eq!(s7.metadata.support_bundle_generation.as_i64(), 4);
+    publish(&env, &s7, 7).await;
+
     let viewer = env.opctx(Role::Viewer);
-    assert_eq!(env.datastore.sitrep_read(&viewer, s5.id()).await.unwrap(), s5);
+    assert_eq!(env.datastore.sitrep_read(&viewer, s7.id()).await.unwrap(), s7);
 }
 
 #[tokio::test]
@@ -472,4 +491,43 @@ async fn insert_plain_support_bundle(env: &TestEnv, id: SupportBundleUuid) {
         .execute(&mut conn)
         .await
         .unwrap();
+}
+
+/// `fm-dev sitrep publish FILE`: a JSON sitrep is published; malformed JSON
+/// and rule violations are reported and write nothing.
+#[tokio::test]
+async fn fm_dev_publishes_a_json_sitrep_file() {
+    let env = TestEnv::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s1 = first_sitrep(2, 1);
+    let good = dir.path().join("s1.json");
+    std::fs::write(&good, serde_json::to_string_pretty(&s1).unwrap()).unwrap();
+
+    let published = fm_dev::sitrep::publish_file(&env.log, env.db.url(), &good).await.unwrap();
+    assert_eq!((published.sitrep_id, published.version.as_i64()), (s1.id(), 1));
+    let back = env.datastore.sitrep_read(&env.opctx(Role::Viewer), s1.id()).await.unwrap();
+    assert_eq!(back, s1);
+
+    // The same file again: its parent (none) is not current.
+    let before = fm_table_checksums(env.db.url()).await;
+    let err = fm_dev::sitrep::publish_file(&env.log, env.db.url(), &good).await.unwrap_err();
+    let chain = format!("{err:#}");
+    assert!(chain.contains(&format!("publishing sitrep {}", s1.id())), "{chain}");
+    assert!(chain.contains("was built on no parent"), "{chain}");
+    assert_eq!(before, fm_table_checksums(env.db.url()).await);
+
+    // Malformed JSON: the error says where.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\n  \"metadata\": {\n    \"id\": \"nope\"\n  }\n}\n").unwrap();
+    let err = fm_dev::sitrep::publish_file(&env.log, env.db.url(), &bad).await.unwrap_err();
+    let chain = format!("{err:#}");
+    assert!(chain.contains("bad.json is not a sitrep in JSON form"), "{chain}");
+    assert!(chain.contains("line 3"), "{chain}");
+    assert_eq!(before, fm_table_checksums(env.db.url()).await);
+
+    // A missing file.
+    let err = fm_dev::sitrep::publish_file(&env.log, env.db.url(), &dir.path().join("none.json"))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("reading"), "{err:#}");
 }

@@ -9,10 +9,8 @@
 use crate::context::{Action, OpContext};
 use crate::error::Error;
 use crate::migration;
-use diesel_async::AsyncConnection;
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::pooled_connection::PoolError;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,12 +60,16 @@ impl DataStore {
         // the first connection directly: a bad URL or a down server is then
         // reported with its real cause. The same connection checks the
         // schema version.
-        let mut conn = AsyncPgConnection::establish(url).await.map_err(Error::Connect)?;
+        let mut conn = establish_connection(url.to_string()).await.map_err(Error::Connect)?;
         migration::check_schema_version(&mut conn).await?;
         drop(conn);
 
         let sink = ConnectionErrorSink { log: log.clone(), last: Arc::default() };
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let mut manager_config = ManagerConfig::default();
+        manager_config.custom_setup =
+            Box::new(|url| Box::pin(establish_connection(url.to_string())));
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
         let pool = bb8::Pool::builder()
             .max_size(config.max_size)
             .connection_timeout(config.connection_timeout)
@@ -111,6 +113,24 @@ impl DataStore {
     pub fn log(&self) -> &slog::Logger {
         &self.log
     }
+}
+
+/// Opens one connection. Unlike diesel-async's own `establish`, a failure
+/// keeps the whole cause ("error connecting to server: No such file or
+/// directory"), not just its first line.
+pub async fn establish_connection(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let (client, connection) =
+        tokio_postgres::connect(&url, tokio_postgres::NoTls).await.map_err(|e| {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            diesel::ConnectionError::BadConnection(message)
+        })?;
+    AsyncPgConnection::try_from_client_and_connection(client, connection).await
 }
 
 /// Logs the pool's connection failures and remembers the last one.

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod pg;
+pub mod sitrep;
 
 pub use pg::binaries::{BINDIR_ENV, PgBinaries, find_pg_binaries};
 pub use pg::client::connect;

@@ -1,8 +1,9 @@
 //! `fm-dev`: developer commands for fault-management execution.
 //!
-//! For now there is one: `fm-dev db-run` runs a PostgreSQL server holding the
-//! `fm` database at the current schema version, prints how to connect, and
-//! stops it cleanly on Ctrl-C or SIGTERM.
+//! - `fm-dev db-run` runs a PostgreSQL server holding the `fm` database at
+//!   the current schema version, prints how to connect, and stops it cleanly
+//!   on Ctrl-C or SIGTERM.
+//! - `fm-dev sitrep publish FILE` publishes a sitrep written as JSON.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +36,31 @@ enum Command {
     /// removed when the server stops. Log messages go to stderr; the
     /// connection URL and a ready-to-paste psql command go to stdout.
     DbRun(DbRunArgs),
+
+    /// Work with sitreps in their JSON form.
+    #[command(subcommand)]
+    Sitrep(SitrepCommand),
+}
+
+/// `fm-dev sitrep ...`.
+#[derive(Debug, Subcommand)]
+enum SitrepCommand {
+    /// Publish the sitrep in FILE (JSON, as described in the README) and
+    /// print its id and history version.
+    ///
+    /// The datastore checks it like any other publish: its parent must be
+    /// the current sitrep, its generations must follow its request sets,
+    /// and new request ids must never have been used. A malformed file or a
+    /// broken rule is reported, the exit status is 1, and nothing is
+    /// written.
+    Publish {
+        /// The sitrep, as JSON.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The database, e.g. the URL `fm-dev db-run` prints.
+        #[arg(long, env = "FM_DB_URL", value_name = "URL")]
+        db_url: String,
+    },
 }
 
 /// Options of `db-run`.
@@ -66,6 +92,9 @@ fn main() -> ExitCode {
     let (log, guard) = logger();
     let result = match cli.command {
         Command::DbRun(args) => db_run(&log, &args),
+        Command::Sitrep(SitrepCommand::Publish { file, db_url }) => {
+            sitrep_publish(&log, &db_url, &file)
+        }
     };
     // Flush the log before the error, so that the error is the last line.
     drop(log);
@@ -85,6 +114,17 @@ fn logger() -> (Logger, slog_async::AsyncGuard) {
     let drain = slog_term::FullFormat::new(decorator).build().fuse();
     let (drain, guard) = slog_async::Async::new(drain).build_with_guard();
     (Logger::root(drain.fuse(), slog::o!("component" => "fm-dev")), guard)
+}
+
+/// `fm-dev sitrep publish`.
+fn sitrep_publish(log: &Logger, url: &str, file: &Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    let published = runtime.block_on(fm_dev::sitrep::publish_file(log, url, file))?;
+    println!("published sitrep {} as version {}", published.sitrep_id, published.version);
+    Ok(())
 }
 
 /// `fm-dev db-run`.
