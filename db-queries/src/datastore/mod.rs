@@ -151,4 +151,5 @@ impl bb8::ErrorSink<PoolError> for ConnectionErrorSink {
     }
 }
 
+pub mod executor_status;
 pub mod sitrep;

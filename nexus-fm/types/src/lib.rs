@@ -7,6 +7,7 @@
 pub mod generation;
 pub mod ids;
 pub mod sitrep;
+pub mod task;
 
 pub use generation::{Generation, GenerationError};
 pub use ids::{AlertUuid, CaseUuid, ExecutorUuid, SitrepUuid, SupportBundleUuid};
@@ -14,3 +15,4 @@ pub use sitrep::{
     AlertRequest, Case, ResourceType, Sitrep, SitrepHistoryEntry, SitrepMetadata,
     SitrepValidationError, SitrepVersion, SupportBundleRequest,
 };
+pub use task::TaskActivationRecord;
