@@ -8,6 +8,10 @@
 //!
 //! The sample parameters are fixed, so the snapshots are stable.
 
+use crate::datastore::executor_status::{
+    TaskStatusRow, task_status_of_executor_query, task_status_page_query, task_status_upsert_query,
+};
+use crate::datastore::rendezvous::guarded_create_sample;
 use crate::datastore::sitrep::prune::{
     alert_request_delete_query, archive_delete_query, archive_entry_query,
     archive_nth_newest_version_query, archive_page_at_or_below_query, case_delete_query,
@@ -27,6 +31,7 @@ use crate::explain::explain_plan;
 use crate::migration::{db_metadata_exists_query, schema_version_query};
 use diesel::pg::Pg;
 use diesel_async::AsyncPgConnection;
+use nexus_fm_types::ResourceType;
 use std::future::Future;
 use std::pin::Pin;
 use uuid::Uuid;
@@ -86,6 +91,17 @@ macro_rules! entry {
     }};
 }
 
+fn sample_task_status() -> TaskStatusRow {
+    TaskStatusRow {
+        executor_id: SAMPLE_ID,
+        task_name: "fm_rendezvous".into(),
+        iteration: 1,
+        time_started: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time"),
+        duration_usec: 1500,
+        status: serde_json::json!({}),
+    }
+}
+
 /// Every production query, with sample parameters.
 pub fn catalogue() -> Vec<CatalogueEntry> {
     let ids = vec![SAMPLE_ID, Uuid::from_u128(SAMPLE_ID.as_u128() + 1)];
@@ -137,6 +153,22 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!("sitrep_archive_nth_newest_version", archive_nth_newest_version_query(1000)),
         entry!("sitrep_archive_page_at_or_below", archive_page_at_or_below_query(40)),
         entry!("sitrep_archive_delete", archive_delete_query(ids)),
+        entry!(
+            "sitrep_insert_notify",
+            crate::datastore::sitrep::insert::sitrep_notify_query(
+                nexus_fm_types::SitrepVersion::try_new(7).expect("valid version")
+            )
+        ),
+        // Rendezvous: the guarded batched creation (hand-built).
+        entry!("rendezvous_guarded_create_alert", guarded_create_sample(ResourceType::Alert)),
+        entry!(
+            "rendezvous_guarded_create_support_bundle",
+            guarded_create_sample(ResourceType::SupportBundle)
+        ),
+        // Executor task status.
+        entry!("task_status_upsert", task_status_upsert_query(sample_task_status())),
+        entry!("task_status_page", task_status_page_query(SAMPLE_ID, "fm_rendezvous".into(), 100)),
+        entry!("task_status_of_executor", task_status_of_executor_query(SAMPLE_ID, 100)),
     ]
 }
 

@@ -36,6 +36,10 @@ pub enum Action {
     Read,
     /// Delete an alert or a support bundle (operator action).
     DeleteResource,
+    /// Create an alert or support bundle outside fault management (an
+    /// operator, or another part of the control plane acting as the FM
+    /// executor).
+    CreateResource,
     /// Fault-management writes: publish sitreps, create resources, sweep
     /// tombstones, prune history, record task status.
     FmWrite,
@@ -46,6 +50,7 @@ impl fmt::Display for Action {
         f.write_str(match self {
             Action::Read => "read fault-management data",
             Action::DeleteResource => "delete alerts or support bundles",
+            Action::CreateResource => "create alerts or support bundles",
             Action::FmWrite => "perform fault-management writes",
         })
     }
@@ -57,7 +62,8 @@ impl Role {
         matches!(
             (self, action),
             (_, Action::Read)
-                | (Role::Operator, Action::DeleteResource)
+                | (Role::Operator, Action::DeleteResource | Action::CreateResource)
+                | (Role::FmExecutor, Action::CreateResource)
                 | (Role::FmExecutor, Action::FmWrite)
         )
     }
@@ -116,6 +122,9 @@ mod tests {
             (Viewer, Read, true),
             (Viewer, DeleteResource, false),
             (Viewer, FmWrite, false),
+            (Viewer, CreateResource, false),
+            (Operator, CreateResource, true),
+            (FmExecutor, CreateResource, true),
             (Operator, Read, true),
             (Operator, DeleteResource, true),
             (Operator, FmWrite, false),

@@ -5,6 +5,7 @@
 mod datastore;
 mod explain;
 mod prune;
+mod rendezvous;
 mod schema;
 mod sitrep;
 mod transaction;

@@ -55,8 +55,14 @@ impl TaskStatusRow {
 
 impl From<TaskStatusRow> for TaskActivationRecord {
     fn from(row: TaskStatusRow) -> Self {
-        let TaskStatusRow { executor_id, task_name, iteration, time_started, duration_usec, status } =
-            row;
+        let TaskStatusRow {
+            executor_id,
+            task_name,
+            iteration,
+            time_started,
+            duration_usec,
+            status,
+        } = row;
         TaskActivationRecord {
             executor_id: ExecutorUuid::from_untyped(executor_id),
             task_name,

@@ -44,6 +44,9 @@ pub struct DataStore {
     /// The pool's most recent failure to open a connection, reported with
     /// pool timeouts so that "timed out" comes with its cause.
     last_connection_error: Arc<Mutex<Option<String>>>,
+    /// Whether the server has LISTEN/NOTIFY (PostgreSQL does, CockroachDB
+    /// does not).
+    notifications: bool,
 }
 
 impl DataStore {
@@ -62,6 +65,7 @@ impl DataStore {
         // schema version.
         let mut conn = establish_connection(url.to_string()).await.map_err(Error::Connect)?;
         migration::check_schema_version(&mut conn).await?;
+        let notifications = !is_cockroachdb(&mut conn).await?;
         drop(conn);
 
         let sink = ConnectionErrorSink { log: log.clone(), last: Arc::default() };
@@ -76,7 +80,7 @@ impl DataStore {
             .error_sink(Box::new(sink.clone()))
             .build_unchecked(manager);
         slog::debug!(log, "connected"; "schema_version" => migration::SCHEMA_VERSION);
-        Ok(DataStore { pool, log, last_connection_error: sink.last })
+        Ok(DataStore { pool, log, last_connection_error: sink.last, notifications })
     }
 
     /// Checks `opctx` for `action`, then takes a connection from the pool.
@@ -109,10 +113,31 @@ impl DataStore {
         migration::read_schema_version(&mut conn).await
     }
 
+    /// Whether publishing notifies listeners on
+    /// [`sitrep::insert::SITREP_NOTIFY_CHANNEL`].
+    pub fn notifications_supported(&self) -> bool {
+        self.notifications
+    }
+
     /// The datastore's logger.
     pub fn log(&self) -> &slog::Logger {
         &self.log
     }
+}
+
+/// Whether the server is CockroachDB (which accepts the same SQL as the
+/// schema uses but has no LISTEN/NOTIFY).
+async fn is_cockroachdb(conn: &mut AsyncPgConnection) -> Result<bool, Error> {
+    use diesel_async::RunQueryDsl;
+    diesel::define_sql_function! {
+        /// The server's version string.
+        fn version() -> diesel::sql_types::Text;
+    }
+    let text: String = diesel::select(version())
+        .get_result(conn)
+        .await
+        .map_err(|e| Error::database("reading the server version", e))?;
+    Ok(text.contains("CockroachDB"))
 }
 
 /// Opens one connection. Unlike diesel-async's own `establish`, a failure
@@ -152,4 +177,5 @@ impl bb8::ErrorSink<PoolError> for ConnectionErrorSink {
 }
 
 pub mod executor_status;
+pub mod rendezvous;
 pub mod sitrep;

@@ -15,4 +15,7 @@ pub use sitrep::{
     AlertRequest, Case, ResourceType, Sitrep, SitrepHistoryEntry, SitrepMetadata,
     SitrepValidationError, SitrepVersion, SupportBundleRequest,
 };
-pub use task::TaskActivationRecord;
+pub use task::{
+    ALL_TASK_NAMES, ActivationReason, FmRendezvousStatus, FmSitrepLoaderStatus,
+    FmSitrepPrunerStatus, RendezvousTypeStatus, SitrepRef, SweepStatus, TaskActivationRecord,
+};

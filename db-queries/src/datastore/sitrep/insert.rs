@@ -30,6 +30,7 @@ use crate::model::{
 };
 use crate::transaction::{TransactionError, transaction_retry};
 use diesel::prelude::*;
+use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use nexus_fm_types::ids::SitrepUuid;
 use nexus_fm_types::{Generation, ResourceType, Sitrep, SitrepVersion};
@@ -46,6 +47,43 @@ pub const INSERT_CHUNK_ROWS: usize = 8_000;
 /// fresh. One array parameter per statement, so this bounds work per
 /// statement, not bind parameters.
 pub const LOOKUP_CHUNK_IDS: usize = 10_000;
+
+/// The PostgreSQL notification channel on which a publish announces a new
+/// current sitrep (payload: its version), from inside its transaction, so
+/// listeners hear of it exactly when it commits. Executors LISTEN on it to
+/// start on a new sitrep at once; polling remains the fallback (CockroachDB
+/// has no LISTEN/NOTIFY, so there the datastore does not notify).
+pub const SITREP_NOTIFY_CHANNEL: &str = "fm_sitrep_published";
+
+/// `SELECT pg_notify(channel, version)`: announces a new current sitrep.
+#[derive(Clone, Debug)]
+pub struct SitrepNotifyQuery {
+    payload: String,
+}
+
+/// The notification of a publish at `version`.
+pub fn sitrep_notify_query(version: SitrepVersion) -> SitrepNotifyQuery {
+    SitrepNotifyQuery { payload: version.to_string() }
+}
+
+impl diesel::query_builder::QueryId for SitrepNotifyQuery {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SitrepNotifyQuery {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT pg_notify(");
+        out.push_bind_param::<Text, _>(SITREP_NOTIFY_CHANNEL)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.payload)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
 
 /// A sitrep that became current.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,9 +119,10 @@ impl DataStore {
         let mut conn = self.pool_connection_authorized(opctx, Action::FmWrite).await?;
         sitrep.validate()?;
         let shared = Arc::new(sitrep.clone());
+        let notify = self.notifications_supported();
         let done = transaction_retry(&mut conn, &opctx.log, "sitrep_insert", |conn| {
             let sitrep = Arc::clone(&shared);
-            Box::pin(async move { sitrep_insert_in_txn(conn, &sitrep).await })
+            Box::pin(async move { sitrep_insert_in_txn(conn, &sitrep, notify).await })
         })
         .await?;
         let published =
@@ -108,6 +147,7 @@ fn abort<T>(e: Error) -> Result<T, TransactionError> {
 async fn sitrep_insert_in_txn(
     conn: &mut AsyncPgConnection,
     sitrep: &Sitrep,
+    notify: bool,
 ) -> Result<SitrepVersion, TransactionError> {
     let meta = &sitrep.metadata;
     let sitrep_id = meta.id;
@@ -227,6 +267,10 @@ async fn sitrep_insert_in_txn(
             parent: meta.parent_sitrep_id,
             current: None,
         });
+    }
+    if notify {
+        // Delivered to listeners only if, and when, this transaction commits.
+        sitrep_notify_query(version).execute(conn).await?;
     }
     Ok(version)
 }
