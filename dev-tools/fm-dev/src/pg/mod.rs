@@ -1,16 +1,9 @@
-//! Throwaway and persistent PostgreSQL servers for development and tests.
+//! PostgreSQL for development and tests.
 //!
-//! * [`binaries`] finds `initdb` and `postgres`.
-//! * [`cluster`] runs one server under a supervisor that cleans up even when
-//!   this process is killed.
-//! * [`testdb`] hands each test its own database cloned from a schema
-//!   template, on one server per test process.
-//! * [`url`] builds and edits connection URLs.
-//! * [`client`] has a small `tokio-postgres` connection helper.
+//! The server itself comes from `fm-embedded-pg` (re-exported here);
+//! [`testdb`] hands each test its own database cloned from a schema
+//! template, on one server per test process.
 
-pub mod binaries;
-pub mod client;
-pub mod cluster;
+pub use fm_embedded_pg::{binaries, client, cluster, url};
+
 pub mod testdb;
-pub mod url;
-mod user;

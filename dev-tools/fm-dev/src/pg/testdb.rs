@@ -37,9 +37,9 @@ use std::sync::{Mutex, Once, OnceLock, PoisonError};
 use anyhow::{Context, anyhow, bail};
 use tokio_postgres::error::SqlState;
 
-use super::client::Connection;
-use super::cluster::{PgCluster, PgClusterOptions};
-use super::url::url_with_dbname;
+use fm_embedded_pg::client::Connection;
+use fm_embedded_pg::cluster::{PgCluster, PgClusterOptions};
+use fm_embedded_pg::url::url_with_dbname;
 
 /// The environment variable naming an existing server to use instead of
 /// starting one, e.g. `postgresql://postgres@/postgres?host=/tmp/x&port=5432`.

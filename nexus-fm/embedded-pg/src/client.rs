@@ -22,7 +22,7 @@ pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
         // here. Sessions ended on purpose (a dropped test database, a stopped
         // server) show up too, which is harmless.
         if let Err(error) = connection.await {
-            eprintln!("fm-dev: PostgreSQL connection ended: {:#}", anyhow::Error::new(error));
+            eprintln!("PostgreSQL connection ended: {:#}", anyhow::Error::new(error));
         }
     });
     Ok(client)
@@ -30,14 +30,15 @@ pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
 
 /// A connection whose end can be awaited, so that the server side is known to
 /// be closing when [`Connection::close`] returns.
-pub(crate) struct Connection {
-    pub(crate) client: tokio_postgres::Client,
+pub struct Connection {
+    /// The client.
+    pub client: tokio_postgres::Client,
     task: JoinHandle<()>,
 }
 
 impl Connection {
     /// Connects to `url` on the current tokio runtime.
-    pub(crate) async fn open(url: &str) -> anyhow::Result<Connection> {
+    pub async fn open(url: &str) -> anyhow::Result<Connection> {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
             .with_context(|| format!("connecting to {url}"))?;
@@ -48,7 +49,7 @@ impl Connection {
     }
 
     /// Closes the connection and waits until the socket is closed.
-    pub(crate) async fn close(self) {
+    pub async fn close(self) {
         drop(self.client);
         let _ = self.task.await;
     }

@@ -486,7 +486,7 @@ impl PgCluster {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         if let Err(error) = self.shutdown() {
-            eprintln!("fm-dev: stopping PostgreSQL in {}: {error:#}", self.run_dir.display());
+            eprintln!("stopping PostgreSQL in {}: {error:#}", self.run_dir.display());
         }
     }
 }
@@ -699,7 +699,7 @@ mod tests {
 
     /// Runs one statement-returning query over a fresh connection.
     async fn query_text(url: &str, sql: &str) -> anyhow::Result<String> {
-        let client = crate::connect(url).await?;
+        let client = crate::client::connect(url).await?;
         Ok(client.query_one(sql, &[]).await?.get(0))
     }
 
@@ -738,7 +738,7 @@ mod tests {
 
         let first = PgCluster::start(&options).unwrap();
         assert!(!first.is_temporary());
-        let client = crate::connect(&first.admin_url()).await.unwrap();
+        let client = crate::client::connect(&first.admin_url()).await.unwrap();
         client
             .batch_execute("CREATE TABLE kept (v TEXT); INSERT INTO kept VALUES ('x')")
             .await
