@@ -8,4 +8,5 @@ mod prune;
 mod rendezvous;
 mod schema;
 mod sitrep;
+mod tasks;
 mod transaction;

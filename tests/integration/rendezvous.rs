@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 fn sitrep_with(parent: Option<&Sitrep>, alerts: usize, bundles: usize) -> Sitrep {
     let mut b = SitrepBuilder::new(parent, ExecutorUuid::new_v4(), "rendezvous test");
-    let case = match parent.and_then(|p| p.cases.iter().next()) {
+    let case = match parent.and_then(|p| <[_]>::first(&p.cases)) {
         Some(c) => c.id,
         None => b.open_case("engine", "case"),
     };
@@ -90,14 +90,15 @@ async fn creates_every_request_once_with_provenance() {
     // Provenance and copied contents.
     let mut conn = connect(env.db.url()).await;
     let request = &s1.alert_requests[0];
-    let (class, payload, case, sitrep, generation, deleted): (
+    type AlertProvenance = (
         String,
         serde_json::Value,
         Option<Uuid>,
         Option<Uuid>,
         Option<i64>,
         Option<chrono::DateTime<chrono::Utc>>,
-    ) = alert::table
+    );
+    let (class, payload, case, sitrep, generation, deleted): AlertProvenance = alert::table
         .find(request.id.into_untyped())
         .select((
             alert::class,
