@@ -11,7 +11,9 @@
 use crate::datastore::executor_status::{
     TaskStatusRow, task_status_of_executor_query, task_status_page_query, task_status_upsert_query,
 };
-use crate::datastore::rendezvous::guarded_create_sample;
+use crate::datastore::rendezvous::{
+    alert_rows_of_query, guarded_create_sample, support_bundle_rows_of_query,
+};
 use crate::datastore::sitrep::prune::{
     alert_request_delete_query, archive_delete_query, archive_entry_query,
     archive_nth_newest_version_query, archive_page_at_or_below_query, case_delete_query,
@@ -152,7 +154,7 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!("sitrep_archive_entry", archive_entry_query(SAMPLE_SITREP)),
         entry!("sitrep_archive_nth_newest_version", archive_nth_newest_version_query(1000)),
         entry!("sitrep_archive_page_at_or_below", archive_page_at_or_below_query(40)),
-        entry!("sitrep_archive_delete", archive_delete_query(ids)),
+        entry!("sitrep_archive_delete", archive_delete_query(ids.clone())),
         entry!(
             "sitrep_insert_notify",
             crate::datastore::sitrep::insert::sitrep_notify_query(
@@ -165,6 +167,8 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
             "rendezvous_guarded_create_support_bundle",
             guarded_create_sample(ResourceType::SupportBundle)
         ),
+        entry!("rendezvous_alert_rows_of", alert_rows_of_query(ids.clone())),
+        entry!("rendezvous_support_bundle_rows_of", support_bundle_rows_of_query(ids.clone())),
         // Executor task status.
         entry!("task_status_upsert", task_status_upsert_query(sample_task_status())),
         entry!("task_status_page", task_status_page_query(SAMPLE_ID, "fm_rendezvous".into(), 100)),

@@ -384,3 +384,60 @@ pub fn guarded_create_sample(resource: ResourceType) -> GuardedCreateQuery {
         vec![serde_json::json!({}); 2],
     )
 }
+
+/// Which of `ids` have a row of `resource`'s table, and whether that row is
+/// a tombstone. FM-internal: unlike every reader of alerts and bundles it
+/// sees tombstones, because "a request is satisfied" means "a row exists,
+/// live or deleted by an operator".
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn alert_rows_of_query(ids: Vec<Uuid>) -> _ {
+    let deleted: diesel::dsl::IsNotNull<alert::time_deleted> = alert::time_deleted.is_not_null();
+    alert::table.filter(alert::id.eq_any(ids)).select((alert::id, deleted))
+}
+
+/// Like [`alert_rows_of_query`], for support bundles.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_rows_of_query(ids: Vec<Uuid>) -> _ {
+    let deleted: diesel::dsl::IsNotNull<support_bundle::time_deleted> =
+        support_bundle::time_deleted.is_not_null();
+    support_bundle::table
+        .filter(support_bundle::id.eq_any(ids))
+        .select((support_bundle::id, deleted))
+}
+
+/// Ids per lookup in [`DataStore::fm_resource_rows_including_deleted`].
+pub const ROW_LOOKUP_CHUNK_IDS: usize = 10_000;
+
+impl DataStore {
+    /// For each of `ids` that has a row of `resource`'s table (live or a
+    /// tombstone), the id and whether it was deleted by an operator.
+    ///
+    /// FM-internal and named for it: this is how an analysis learns which
+    /// requests are satisfied, so it must see tombstones. Looks ids up by
+    /// primary key, [`ROW_LOOKUP_CHUNK_IDS`] per statement.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub async fn fm_resource_rows_including_deleted(
+        &self,
+        opctx: &OpContext,
+        resource: ResourceType,
+        ids: &[Uuid],
+    ) -> Result<Vec<(Uuid, bool)>, Error> {
+        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROW_LOOKUP_CHUNK_IDS) {
+            let chunk = chunk.to_vec();
+            let found: Vec<(Uuid, bool)> = match resource {
+                ResourceType::Alert => alert_rows_of_query(chunk).load(&mut conn).await,
+                ResourceType::SupportBundle => {
+                    support_bundle_rows_of_query(chunk).load(&mut conn).await
+                }
+            }
+            .map_err(|e| Error::database(format_args!("looking up {resource} rows"), e))?;
+            rows.extend(found);
+        }
+        Ok(rows)
+    }
+}

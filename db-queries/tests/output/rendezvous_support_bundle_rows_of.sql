@@ -1,0 +1,1 @@
+SELECT "support_bundle"."id", ("support_bundle"."time_deleted" IS NOT NULL) FROM "support_bundle" WHERE ("support_bundle"."id" = ANY($1)) -- binds: [[1d000000-0000-4000-8000-000000000002, 1d000000-0000-4000-8000-000000000003]]
