@@ -10,6 +10,7 @@
 pub mod builder;
 pub mod driver;
 pub mod embedded;
+pub mod fmd;
 pub mod tasks;
 
 pub use fm_db_queries as db;

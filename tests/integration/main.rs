@@ -4,6 +4,7 @@
 
 mod datastore;
 mod explain;
+mod fmd;
 mod prune;
 mod rendezvous;
 mod schema;

@@ -1,0 +1,350 @@
+//! The `fmd` daemon: runs the fault-management tasks of one executor.
+//!
+//! `fmd` loads the latest sitrep (`fm_sitrep_loader`), makes every alert and
+//! support bundle it requests exist (`fm_rendezvous`), and keeps the sitrep
+//! history bounded (`fm_sitrep_pruner`). Any number of `fmd` processes may
+//! run against one database: the datastore's guards make creation
+//! exactly-once and keep a lagging executor from creating anything from an
+//! outdated sitrep.
+//!
+//! Without `--db-url` it runs on an embedded default: a PostgreSQL it starts
+//! itself in its data directory (`./.fm/postgres` unless told otherwise),
+//! with the schema applied. The executor id is generated once and kept in
+//! the data directory, so a restarted `fmd` is the same executor.
+
+use crate::driver::Driver;
+use crate::embedded::{EmbeddedDatabase, EmbeddedOptions};
+use crate::tasks::fm_rendezvous::FmRendezvous;
+use crate::tasks::fm_sitrep_loader::FmSitrepLoader;
+use crate::tasks::fm_sitrep_pruner::FmSitrepPruner;
+use crate::tasks::{TaskPeriods, register_all};
+use anyhow::{Context, bail};
+use fm_db_queries::DataStore;
+use fm_db_queries::datastore::PoolConfig;
+use fm_db_queries::datastore::sitrep::prune::RetentionPolicy;
+use nexus_fm_types::task::{
+    FmRendezvousStatus, FmSitrepLoaderStatus, FmSitrepPrunerStatus, RendezvousTypeStatus,
+};
+use nexus_fm_types::{ExecutorUuid, SitrepUuid, TaskActivationRecord};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The file in the data directory that remembers the executor id.
+pub const EXECUTOR_ID_FILE: &str = "executor-id";
+
+/// The subdirectory of the data directory that holds the embedded
+/// PostgreSQL cluster.
+pub const EMBEDDED_CLUSTER_DIR: &str = "postgres";
+
+/// Where `fmd` finds its database.
+#[derive(Clone, Debug)]
+pub enum DatabaseChoice {
+    /// An existing database at the current schema version.
+    Url(String),
+    /// The embedded default, started from the data directory.
+    Embedded,
+}
+
+/// What `fmd` runs.
+#[derive(Clone, Debug)]
+pub struct FmdConfig {
+    /// Where state lives: the executor id and, for the embedded default,
+    /// the PostgreSQL cluster.
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseChoice,
+    /// The executor id; `None`: the one remembered in the data directory,
+    /// or a new one (then remembered).
+    pub executor_id: Option<ExecutorUuid>,
+    /// Activation periods.
+    pub periods: TaskPeriods,
+    /// History retention.
+    pub retention: RetentionPolicy,
+    /// Execute this committed sitrep instead of following the current one
+    /// (only with `once`).
+    pub pinned_sitrep: Option<SitrepUuid>,
+}
+
+/// Reads the remembered executor id from `data_dir`, or makes and remembers
+/// a new one.
+///
+/// # Errors
+///
+/// An unreadable or malformed id file, or a data directory that cannot be
+/// written.
+pub fn executor_id_in(data_dir: &Path) -> anyhow::Result<(ExecutorUuid, bool)> {
+    let path = data_dir.join(EXECUTOR_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim().parse::<ExecutorUuid>().with_context(|| {
+                format!("{} does not hold an executor id (a UUID)", path.display())
+            })?;
+            Ok((id, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let id = ExecutorUuid::new_v4();
+            std::fs::write(&path, format!("{id}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok((id, true))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// A started `fmd`: its database (embedded or not), datastore and identity.
+pub struct Fmd {
+    log: slog::Logger,
+    config: FmdConfig,
+    executor_id: ExecutorUuid,
+    url: String,
+    datastore: DataStore,
+    embedded: Option<EmbeddedDatabase>,
+}
+
+impl Fmd {
+    /// Opens (or starts) the database and checks its schema version.
+    ///
+    /// # Errors
+    ///
+    /// No database, an unknown schema version, or an unusable data
+    /// directory.
+    pub async fn open(log: &slog::Logger, config: FmdConfig) -> anyhow::Result<Fmd> {
+        let (executor_id, new) = match config.executor_id {
+            Some(id) => (id, false),
+            None => executor_id_in(&config.data_dir)?,
+        };
+        let log = log.new(slog::o!("executor_id" => executor_id.to_string()));
+        slog::info!(log, "fmd starting"; "new_executor_id" => new,
+            "data_dir" => %config.data_dir.display());
+        let (url, embedded) = match &config.database {
+            DatabaseChoice::Url(url) => (url.clone(), None),
+            DatabaseChoice::Embedded => {
+                let embedded = EmbeddedDatabase::start(
+                    &log,
+                    EmbeddedOptions {
+                        data_dir: Some(config.data_dir.join(EMBEDDED_CLUSTER_DIR)),
+                        ..EmbeddedOptions::default()
+                    },
+                )
+                .await
+                .context("starting the embedded database")?;
+                (embedded.url().to_string(), Some(embedded))
+            }
+        };
+        let datastore = DataStore::new(&log, &url, PoolConfig::default())
+            .await
+            .context("opening the database")?;
+        Ok(Fmd { log, config, executor_id, url, datastore, embedded })
+    }
+
+    /// The executor id.
+    pub fn executor_id(&self) -> ExecutorUuid {
+        self.executor_id
+    }
+
+    /// The datastore.
+    pub fn datastore(&self) -> &DataStore {
+        &self.datastore
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn driver(&self) -> Driver {
+        let mut driver = Driver::new(&self.log, self.executor_id, Arc::new(self.datastore.clone()));
+        let loader = match self.config.pinned_sitrep {
+            Some(id) => FmSitrepLoader::pinned(self.datastore.clone(), id),
+            None => FmSitrepLoader::new(self.datastore.clone(), self.url.clone()),
+        };
+        let rendezvous = FmRendezvous::new(self.datastore.clone(), loader.subscribe());
+        let pruner = FmSitrepPruner::new(self.datastore.clone(), self.config.retention);
+        register_all(&mut driver, loader, rendezvous, pruner, self.config.periods);
+        driver
+    }
+
+    /// Runs one activation of each task, in order, and returns their
+    /// records.
+    pub async fn run_once(&self) -> Vec<TaskActivationRecord> {
+        self.driver().run_once().await
+    }
+
+    /// Runs the tasks until `stop` resolves, then lets running activations
+    /// finish.
+    pub async fn run_until(&self, stop: impl std::future::Future<Output = ()>) {
+        if self.config.pinned_sitrep.is_some() {
+            slog::warn!(self.log, "a pinned sitrep is only executed with --once; ignoring it");
+        }
+        let running = self.driver().start();
+        slog::info!(self.log, "fmd running";
+            "loader_period" => ?self.config.periods.fm_sitrep_loader,
+            "rendezvous_period" => ?self.config.periods.fm_rendezvous,
+            "pruner_period" => ?self.config.periods.fm_sitrep_pruner);
+        stop.await;
+        slog::info!(self.log, "stopping: letting running activations finish");
+        running.shutdown().await;
+    }
+
+    /// Stops the embedded database, if any.
+    ///
+    /// # Errors
+    ///
+    /// If the server did not stop cleanly.
+    pub fn close(self) -> anyhow::Result<()> {
+        if let Some(embedded) = self.embedded {
+            embedded.stop().context("stopping the embedded database")?;
+            slog::info!(self.log, "embedded database stopped");
+        }
+        Ok(())
+    }
+}
+
+/// The errors the activations reported, one line each.
+pub fn activation_errors(records: &[TaskActivationRecord]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for record in records {
+        let name = record.task_name.as_str();
+        let mut push = |e: &str| errors.push(format!("{name}: {e}"));
+        match name {
+            FmSitrepLoaderStatus::TASK_NAME => {
+                match serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone()) {
+                    Ok(s) => s.error.iter().for_each(|e| push(e)),
+                    Err(e) => push(&format!("unreadable status: {e}")),
+                }
+            }
+            FmRendezvousStatus::TASK_NAME => {
+                match serde_json::from_value::<FmRendezvousStatus>(record.status.clone()) {
+                    Ok(s) => {
+                        for t in [&s.alert, &s.support_bundle].into_iter().flatten() {
+                            t.errors.iter().chain(&t.sweep.errors).for_each(|e| push(e));
+                        }
+                    }
+                    Err(e) => push(&format!("unreadable status: {e}")),
+                }
+            }
+            FmSitrepPrunerStatus::TASK_NAME => {
+                match serde_json::from_value::<FmSitrepPrunerStatus>(record.status.clone()) {
+                    Ok(s) => s.error.iter().for_each(|e| push(e)),
+                    Err(e) => push(&format!("unreadable status: {e}")),
+                }
+            }
+            other => push(&format!("unknown task {other}")),
+        }
+    }
+    errors
+}
+
+/// A readable summary of one activation of each task.
+pub fn summarize(records: &[TaskActivationRecord]) -> String {
+    let mut out = String::new();
+    for record in records {
+        let ms = record.duration_usec as f64 / 1000.0;
+        let _ = writeln!(out, "{} (activation {}, {ms:.1} ms)", record.task_name, record.iteration);
+        match record.task_name.as_str() {
+            FmSitrepLoaderStatus::TASK_NAME => {
+                if let Ok(s) = serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone())
+                {
+                    let loaded = s.loaded.map_or_else(
+                        || "none".to_string(),
+                        |r| format!("{} (version {})", r.sitrep_id, r.version),
+                    );
+                    let _ = writeln!(out, "    {}; sitrep held: {loaded}", s.outcome);
+                }
+            }
+            FmRendezvousStatus::TASK_NAME => {
+                if let Ok(s) = serde_json::from_value::<FmRendezvousStatus>(record.status.clone()) {
+                    let _ = writeln!(out, "    {}", s.outcome);
+                    if let Some(t) = &s.alert {
+                        summarize_type(&mut out, "alerts", t);
+                    }
+                    if let Some(t) = &s.support_bundle {
+                        summarize_type(&mut out, "support bundles", t);
+                    }
+                }
+            }
+            FmSitrepPrunerStatus::TASK_NAME => {
+                if let Ok(s) = serde_json::from_value::<FmSitrepPrunerStatus>(record.status.clone())
+                {
+                    let _ = writeln!(
+                        out,
+                        "    {}; keep {} history entries, {} pruned, {} archive entries deleted",
+                        s.outcome,
+                        s.keep,
+                        s.pruned.len(),
+                        s.archive_entries_deleted
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    for error in activation_errors(records) {
+        let _ = writeln!(out, "ERROR {error}");
+    }
+    out
+}
+
+fn summarize_type(out: &mut String, what: &str, s: &RendezvousTypeStatus) {
+    let _ = writeln!(
+        out,
+        "    {what} (sitrep version {}, generation {}): {}",
+        s.sitrep.version, s.generation, s.outcome
+    );
+    let _ = writeln!(
+        out,
+        "      requested {} ({} new), created {}, already existed {}, \
+         not re-created (deleted by an operator) {}, stale {}, statements {}",
+        s.requested,
+        s.newly_requested,
+        s.created,
+        s.already_existed,
+        s.deleted_not_recreated,
+        if s.stale { "yes" } else { "no" },
+        s.statements,
+    );
+    let _ = writeln!(out, "      sweep: {}", s.sweep.outcome);
+}
+
+/// Checks that a configuration makes sense before anything starts.
+///
+/// # Errors
+///
+/// A pinned sitrep without `once`, or a retention below the floor.
+pub fn check_config(config: &FmdConfig, once: bool) -> anyhow::Result<()> {
+    if config.pinned_sitrep.is_some() && !once {
+        bail!("--sitrep executes one committed sitrep and exits: it needs --once");
+    }
+    if config.retention.keep < fm_db_queries::datastore::sitrep::prune::MIN_KEEP {
+        bail!("--keep must be at least {}", fm_db_queries::datastore::sitrep::prune::MIN_KEEP);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executor_id_is_made_once_and_remembered() {
+        let dir = tempfile_dir();
+        let (first, new) = executor_id_in(&dir).unwrap();
+        assert!(new);
+        let (second, new) = executor_id_in(&dir).unwrap();
+        assert!(!new);
+        assert_eq!(first, second);
+        std::fs::write(dir.join(EXECUTOR_ID_FILE), "not a uuid").unwrap();
+        let err = executor_id_in(&dir).unwrap_err();
+        assert!(format!("{err:#}").contains("does not hold an executor id"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fmd-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
