@@ -28,6 +28,7 @@ use crate::datastore::sitrep::{
     support_bundle_request_any_of_query, support_bundle_request_id_page_query,
     support_bundle_request_page_query,
 };
+use crate::datastore::sweep::sweep_page_sample;
 use crate::error::Error;
 use crate::explain::explain_plan;
 use crate::migration::{db_metadata_exists_query, schema_version_query};
@@ -169,6 +170,9 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         ),
         entry!("rendezvous_alert_rows_of", alert_rows_of_query(ids.clone())),
         entry!("rendezvous_support_bundle_rows_of", support_bundle_rows_of_query(ids.clone())),
+        // The tombstone sweep (hand-built).
+        entry!("sweep_page_alert", sweep_page_sample(ResourceType::Alert)),
+        entry!("sweep_page_support_bundle", sweep_page_sample(ResourceType::SupportBundle)),
         // Executor task status.
         entry!("task_status_upsert", task_status_upsert_query(sample_task_status())),
         entry!("task_status_page", task_status_page_query(SAMPLE_ID, "fm_rendezvous".into(), 100)),

@@ -9,5 +9,6 @@ mod prune;
 mod rendezvous;
 mod schema;
 mod sitrep;
+mod sweep;
 mod tasks;
 mod transaction;

@@ -179,3 +179,4 @@ impl bb8::ErrorSink<PoolError> for ConnectionErrorSink {
 pub mod executor_status;
 pub mod rendezvous;
 pub mod sitrep;
+pub mod sweep;

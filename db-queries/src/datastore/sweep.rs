@@ -1,0 +1,212 @@
+//! The tombstone sweep: hard-deleting operator-deleted resources that no
+//! sitrep that can still execute asks for.
+//!
+//! An executor holding sitrep S may hard-delete tombstone X of type T when
+//! all of these hold, checked inside the deleting statement (DESIGN.md
+//! section 8):
+//!
+//! - S was committed (it has a history entry) and its `fm_sitrep` row still
+//!   exists; missing evidence means delete nothing;
+//! - X's id is not in `Req_T(S)` (a primary-key lookup);
+//! - `X.fm_generation < g_T(S)`, or X was not created by FM.
+//!
+//! The sweep walks the tombstone-only partial index with a keyset cursor, a
+//! page of [`SWEEP_PAGE_ROWS`] at a time; the cursor advances past every
+//! examined row, so a page that deletes nothing still makes progress. Its
+//! cost grows with the number of tombstones, never with the number of live
+//! rows. `g_T(S)` is read from the database in the same statement, never
+//! taken from the caller.
+
+use crate::context::{Action, OpContext};
+use crate::datastore::DataStore;
+use crate::error::Error;
+use crate::transaction::transaction_retry;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Bool, Nullable, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use nexus_fm_types::ResourceType;
+use nexus_fm_types::ids::SitrepUuid;
+use uuid::Uuid;
+
+/// Tombstones examined per sweep statement.
+pub const SWEEP_PAGE_ROWS: i64 = 1_000;
+
+/// What one sweep of one resource type did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SweepCounts {
+    /// Pages (statements) run.
+    pub pages: u64,
+    /// Tombstones looked at.
+    pub tombstones_examined: u64,
+    /// Tombstones hard-deleted.
+    pub hard_deleted: u64,
+    /// Kept because the executing sitrep still requests them.
+    pub retained_still_requested: u64,
+    /// Kept because they were created at (or after) the executing sitrep's
+    /// generation.
+    pub retained_too_new: u64,
+    /// Kept because the executing sitrep has no history entry or no row
+    /// (never committed, or pruned): the sweep then deletes nothing.
+    pub retained_sitrep_missing: u64,
+}
+
+/// One page of the sweep: examine the next tombstones after `after` and
+/// hard-delete the eligible ones, all in one statement. Hand-built for the
+/// data-modifying CTE; snapshot-tested and EXPLAINed like every query.
+#[derive(Clone, Debug)]
+pub struct SweepPageQuery {
+    resource: ResourceType,
+    sitrep_id: Uuid,
+    after: Uuid,
+    limit: i64,
+}
+
+/// The sweep page after tombstone `after`, driven by sitrep `sitrep_id`.
+pub fn sweep_page_query(
+    resource: ResourceType,
+    sitrep_id: Uuid,
+    after: Uuid,
+    limit: i64,
+) -> SweepPageQuery {
+    SweepPageQuery { resource, sitrep_id, after, limit }
+}
+
+impl QueryId for SweepPageQuery {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for SweepPageQuery {
+    /// (sitrep present, examined, last examined id, hard-deleted, retained
+    /// still requested, retained too new)
+    type SqlType = (Bool, BigInt, Nullable<SqlUuid>, BigInt, BigInt, BigInt);
+}
+
+impl QueryFragment<Pg> for SweepPageQuery {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let (table, requests, generation) = match self.resource {
+            ResourceType::Alert => ("alert", "fm_alert_request", "alert_generation"),
+            ResourceType::SupportBundle => {
+                ("support_bundle", "fm_support_bundle_request", "support_bundle_generation")
+            }
+        };
+        // Evidence that S may drive a sweep: it has a history entry and its
+        // row exists. Both by unique index. No row here: delete nothing.
+        out.push_sql("WITH evidence AS (SELECT s.");
+        out.push_sql(generation);
+        out.push_sql(" AS generation FROM fm_sitrep AS s WHERE s.id = ");
+        out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
+        out.push_sql(" AND EXISTS (SELECT 1 FROM fm_sitrep_history AS h WHERE h.sitrep_id = ");
+        out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
+        out.push_sql(")), ");
+        // The next page of tombstones, by the tombstone-only partial index
+        // (the predicate is stated so the planner can use it).
+        out.push_sql("page AS (SELECT t.id, t.fm_generation, EXISTS (SELECT 1 FROM ");
+        out.push_sql(requests);
+        out.push_sql(" AS r WHERE r.sitrep_id = ");
+        out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
+        out.push_sql(" AND r.id = t.id) AS requested FROM ");
+        out.push_sql(table);
+        out.push_sql(" AS t WHERE t.time_deleted IS NOT NULL AND t.id > ");
+        out.push_bind_param::<SqlUuid, _>(&self.after)?;
+        out.push_sql(" ORDER BY t.id LIMIT ");
+        out.push_bind_param::<BigInt, _>(&self.limit)?;
+        out.push_sql("), ");
+        out.push_sql(
+            "eligible AS (SELECT p.id FROM page AS p, evidence AS e \
+             WHERE NOT p.requested \
+             AND (p.fm_generation IS NULL OR p.fm_generation < e.generation)), ",
+        );
+        out.push_sql("deleted AS (DELETE FROM ");
+        out.push_sql(table);
+        out.push_sql(
+            " AS d WHERE d.id IN (SELECT id FROM eligible) AND d.time_deleted IS NOT NULL \
+             RETURNING d.id) ",
+        );
+        out.push_sql(
+            "SELECT EXISTS (SELECT 1 FROM evidence) AS sitrep_present, \
+             (SELECT count(*) FROM page) AS examined, \
+             (SELECT p.id FROM page AS p ORDER BY p.id DESC LIMIT 1) AS last_id, \
+             (SELECT count(*) FROM deleted) AS hard_deleted, \
+             (SELECT count(*) FROM page AS p WHERE p.requested) AS retained_requested, \
+             (SELECT count(*) FROM page AS p, evidence AS e \
+               WHERE NOT p.requested AND p.fm_generation >= e.generation) AS retained_too_new",
+        );
+        Ok(())
+    }
+}
+
+impl DataStore {
+    /// Sweeps the tombstones of one resource type, driven by the sitrep the
+    /// executor holds, page by page until every tombstone has been examined.
+    /// `page_rows` overrides [`SWEEP_PAGE_ROWS`] (tests use tiny pages).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] unless the role is the FM executor;
+    /// [`Error::InvalidArgument`] for a page size below 1; database errors.
+    pub async fn fm_tombstones_sweep(
+        &self,
+        opctx: &OpContext,
+        sitrep_id: SitrepUuid,
+        resource: ResourceType,
+        page_rows: Option<i64>,
+    ) -> Result<SweepCounts, Error> {
+        let limit = page_rows.unwrap_or(SWEEP_PAGE_ROWS);
+        if limit < 1 {
+            return Err(Error::InvalidArgument(format!("sweep page size must be >= 1: {limit}")));
+        }
+        let mut conn = self.pool_connection_authorized(opctx, Action::FmWrite).await?;
+        let mut counts = SweepCounts::default();
+        let mut after = Uuid::nil();
+        loop {
+            let query = sweep_page_query(resource, sitrep_id.into_untyped(), after, limit);
+            let done = transaction_retry(&mut conn, &opctx.log, "fm_tombstones_sweep", |conn| {
+                let query = query.clone();
+                Box::pin(async move {
+                    let row: (bool, i64, Option<Uuid>, i64, i64, i64) =
+                        query.get_result(conn).await?;
+                    Ok(row)
+                })
+            })
+            .await?;
+            let (present, examined, last, deleted, requested, too_new) = done.value;
+            counts.pages += 1;
+            counts.tombstones_examined += examined as u64;
+            if !present {
+                // Missing evidence: this sitrep may not drive a sweep at
+                // all, so stop here having deleted nothing.
+                counts.retained_sitrep_missing += examined as u64;
+                break;
+            }
+            counts.hard_deleted += deleted as u64;
+            counts.retained_still_requested += requested as u64;
+            counts.retained_too_new += too_new as u64;
+            // The cursor comes from the examined rows (not from RETURNING,
+            // whose order is unspecified), so retained rows are passed too.
+            match last {
+                Some(id) if examined == limit => after = id,
+                _ => break,
+            }
+        }
+        if counts.hard_deleted > 0 {
+            slog::info!(opctx.log, "tombstones swept";
+                "resource" => %resource, "sitrep_id" => %sitrep_id,
+                "hard_deleted" => counts.hard_deleted,
+                "examined" => counts.tombstones_examined, "pages" => counts.pages);
+        }
+        Ok(counts)
+    }
+}
+
+/// Sample parameters for the catalogue.
+pub fn sweep_page_sample(resource: ResourceType) -> SweepPageQuery {
+    sweep_page_query(
+        resource,
+        Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0001),
+        Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0002),
+        SWEEP_PAGE_ROWS,
+    )
+}
