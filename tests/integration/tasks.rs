@@ -316,7 +316,8 @@ async fn rendezvous_executes_both_types_and_reports_what_happened() {
     );
     assert_eq!((alerts.stale, alerts.statements, alerts.errors.len()), (false, 1, 0));
     assert_eq!(alerts.outcome, "created 3 of 3 requested");
-    assert_eq!(alerts.sweep.outcome, "sweep not implemented yet");
+    assert_eq!(alerts.sweep.outcome, "no tombstones");
+    assert_eq!((alerts.sweep.pages, alerts.sweep.tombstones_examined), (1, 0));
     let bundles = status.support_bundle.clone().unwrap();
     assert_eq!((bundles.requested, bundles.created), (2, 2));
     assert_eq!(
@@ -384,7 +385,9 @@ async fn a_failing_type_leaves_the_other_type_intact() {
     assert_eq!(bundles.errors, ["creating support bundles: failure injected by a test"]);
     assert_eq!(bundles.outcome, "failed: creating support bundles: failure injected by a test");
     assert_eq!((bundles.requested, bundles.created, bundles.statements), (2, 0, 0));
-    assert_eq!(bundles.sweep.outcome, "sweep not implemented yet", "the sweep runs regardless");
+    // The sweep runs regardless of the failed creation.
+    assert_eq!(bundles.sweep.outcome, "no tombstones");
+    assert_eq!(bundles.sweep.pages, 1, "the sweep runs regardless");
     assert_eq!(alert_ids(&env).await, s1.request_ids(ResourceType::Alert));
     assert!(bundle_ids(&env).await.is_empty());
 

@@ -45,8 +45,26 @@ pub const NO_SITREP_LOADED: &str = "skipped: no sitrep loaded yet";
 /// The outcome label of creation skipped because the sitrep is stale.
 pub const STALE_SITREP: &str = "skipped: this executor's sitrep is no longer current";
 
-/// The outcome label of the sweep until it is implemented.
-pub const SWEEP_NOT_IMPLEMENTED: &str = "sweep not implemented yet";
+/// The outcome label of a sweep that failed.
+pub const SWEEP_FAILED: &str = "sweep failed";
+
+/// The outcome label of a sweep: what it removed and why it kept the rest.
+pub fn sweep_outcome(c: &fm_db_queries::datastore::sweep::SweepCounts) -> String {
+    if c.retained_sitrep_missing > 0 {
+        return format!(
+            "deleted nothing: this executor's sitrep is gone (pruned or never current); \
+             {} tombstone(s) kept",
+            c.retained_sitrep_missing
+        );
+    }
+    if c.tombstones_examined == 0 {
+        return "no tombstones".to_string();
+    }
+    format!(
+        "hard-deleted {} of {} tombstone(s); kept {} still requested, {} too new for this sitrep",
+        c.hard_deleted, c.tombstones_examined, c.retained_still_requested, c.retained_too_new
+    )
+}
 
 /// Fault injection for tests: makes the creation of chosen resource types
 /// fail, without touching the database, as if the datastore had returned an
@@ -217,17 +235,38 @@ impl FmRendezvous {
             .map_err(|source| CreateError::Datastore { resource, source })
     }
 
-    /// The tombstone sweep of one type (DESIGN.md section 8).
-    ///
-    /// TODO-correctness: not implemented yet; tombstones are kept until it
-    /// is. The status says so, with every counter at zero.
+    /// The tombstone sweep of one type (DESIGN.md section 8), driven by the
+    /// sitrep this executor holds. Its safety checks run inside the
+    /// datastore's deleting statement, so it does not depend on creation
+    /// having succeeded, nor on the held sitrep being current.
     async fn sweep(
         &self,
-        _opctx: &OpContext,
-        _loaded: &LoadedSitrep,
-        _resource: ResourceType,
+        opctx: &OpContext,
+        loaded: &LoadedSitrep,
+        resource: ResourceType,
     ) -> SweepStatus {
-        SweepStatus::nothing_done(SWEEP_NOT_IMPLEMENTED)
+        match self.datastore.fm_tombstones_sweep(opctx, loaded.sitrep.id(), resource, None).await {
+            Ok(c) => SweepStatus {
+                outcome: sweep_outcome(&c),
+                pages: c.pages,
+                tombstones_examined: c.tombstones_examined,
+                hard_deleted: c.hard_deleted,
+                retained_still_requested: c.retained_still_requested,
+                retained_too_new: c.retained_too_new,
+                retained_sitrep_missing: c.retained_sitrep_missing,
+                errors: Vec::new(),
+            },
+            Err(e) => {
+                let error = format!("{:#}", anyhow::Error::new(e));
+                slog::warn!(opctx.log, "tombstone sweep failed";
+                    "resource" => %resource, "error" => &error);
+                SweepStatus {
+                    outcome: SWEEP_FAILED.to_string(),
+                    errors: vec![error],
+                    ..SweepStatus::nothing_done(SWEEP_FAILED)
+                }
+            }
+        }
     }
 }
 

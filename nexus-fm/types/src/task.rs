@@ -196,7 +196,8 @@ pub struct RendezvousTypeStatus {
 /// type.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepStatus {
-    /// What happened, e.g. "sweep not implemented yet".
+    /// What happened, e.g. "hard-deleted 2 of 5 tombstone(s); kept 3 still
+    /// requested, 0 too new for this sitrep".
     pub outcome: String,
     /// Pages of the tombstone index walked.
     pub pages: u64,
@@ -276,7 +277,7 @@ mod tests {
             statements: 1,
             outcome: "created 1 of 3 requested".into(),
             errors: vec![],
-            sweep: SweepStatus::nothing_done("sweep not implemented yet"),
+            sweep: SweepStatus::nothing_done("no tombstones"),
         };
         let status = FmRendezvousStatus {
             time_started: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
@@ -288,7 +289,7 @@ mod tests {
         };
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["support_bundle"]["resource"], "support_bundle");
-        assert_eq!(json["support_bundle"]["sweep"]["outcome"], "sweep not implemented yet");
+        assert_eq!(json["support_bundle"]["sweep"]["outcome"], "no tombstones");
         let back: FmRendezvousStatus = serde_json::from_value(json).unwrap();
         assert_eq!(back, status);
         assert_eq!(back.of(ResourceType::SupportBundle), Some(&type_status));
