@@ -8,6 +8,11 @@
 //!
 //! The sample parameters are fixed, so the snapshots are stable.
 
+use crate::datastore::alert::{
+    alert_by_case_page_query, alert_dispatch_queue_after_query, alert_dispatch_queue_first_query,
+    alert_get_including_deleted_query, alert_get_query, alert_hard_delete_query,
+    alert_mark_dispatched_query, alert_page_query, alert_tombstone_query,
+};
 use crate::datastore::executor_status::{
     TaskStatusRow, task_status_of_executor_query, task_status_page_query, task_status_upsert_query,
 };
@@ -27,6 +32,13 @@ use crate::datastore::sitrep::{
     history_entry_by_sitrep_query, sitrep_metadata_query, support_bundle_any_of_query,
     support_bundle_request_any_of_query, support_bundle_request_id_page_query,
     support_bundle_request_page_query,
+};
+use crate::datastore::support_bundle::{
+    SupportBundleState, support_bundle_by_case_page_query, support_bundle_by_executor_page_query,
+    support_bundle_fail_query, support_bundle_get_including_deleted_query,
+    support_bundle_get_query, support_bundle_hard_delete_query, support_bundle_orphaned_page_query,
+    support_bundle_page_query, support_bundle_tombstone_query, support_bundle_update_comment_query,
+    support_bundle_update_state_query,
 };
 use crate::datastore::sweep::sweep_page_sample;
 use crate::error::Error;
@@ -52,6 +64,8 @@ pub struct CatalogueEntry {
     pub name: &'static str,
     /// The SQL text with its sample binds.
     pub sql: String,
+    /// Indexes the plan must use, every one of them (from [`EXPECTED_INDEXES`]).
+    pub expected_indexes: &'static [&'static str],
     explain: ExplainFn,
 }
 
@@ -86,12 +100,108 @@ macro_rules! entry {
         CatalogueEntry {
             name: $name,
             sql: diesel::debug_query::<Pg, _>(&query).to_string(),
+            expected_indexes: expected_indexes($name),
             explain: Box::new(move |conn, log| {
                 let query = query.clone();
                 Box::pin(async move { explain_plan(conn, log, query).await })
             }),
         }
     }};
+}
+
+/// The indexes each catalogued query must use. The audit fails a plan that
+/// does not mention every one of them, which catches what "no Seq Scan"
+/// alone cannot: a full walk of the primary key instead of the intended
+/// partial index. Every catalogued query must be listed (a unit test checks
+/// it); an empty list means "no sequential scan" is the whole requirement
+/// (e.g. where the planner may legitimately choose between two indexes).
+pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
+    ("db_metadata_exists", &[]),
+    ("schema_version", &["db_metadata_pkey"]),
+    ("sitrep_current_history_entry", &["fm_sitrep_history_pkey"]),
+    ("sitrep_history_entry_by_sitrep", &["fm_sitrep_history_sitrep_id_key"]),
+    ("sitrep_metadata", &["fm_sitrep_pkey"]),
+    ("sitrep_history_page_ascending", &["fm_sitrep_history_pkey"]),
+    ("sitrep_history_page_descending", &["fm_sitrep_history_pkey"]),
+    ("sitrep_case_page", &["fm_case_pkey"]),
+    ("sitrep_alert_request_page", &["fm_alert_request_pkey"]),
+    ("sitrep_support_bundle_request_page", &["fm_support_bundle_request_pkey"]),
+    ("sitrep_alert_request_id_page", &["fm_alert_request_pkey"]),
+    ("sitrep_support_bundle_request_id_page", &["fm_support_bundle_request_pkey"]),
+    ("sitrep_insert_alert_any_of", &["alert_pkey"]),
+    ("sitrep_insert_support_bundle_any_of", &["support_bundle_pkey"]),
+    ("sitrep_insert_alert_request_any_of", &["lookup_fm_alert_request_by_id"]),
+    ("sitrep_insert_support_bundle_request_any_of", &["lookup_fm_support_bundle_request_by_id"]),
+    ("sitrep_insert_notify", &[]),
+    ("sitrep_prune_history_page", &["fm_sitrep_history_pkey"]),
+    ("sitrep_prune_history_entry_by_version", &["fm_sitrep_history_pkey"]),
+    ("sitrep_prune_delete_sitrep", &["fm_sitrep_pkey"]),
+    ("sitrep_prune_delete_cases", &["fm_case_pkey"]),
+    ("sitrep_prune_delete_alert_requests", &["fm_alert_request_pkey"]),
+    ("sitrep_prune_delete_support_bundle_requests", &["fm_support_bundle_request_pkey"]),
+    ("sitrep_prune_delete_history_entry", &["fm_sitrep_history_pkey"]),
+    ("sitrep_archive_entry", &["fm_sitrep_archive_pkey"]),
+    ("sitrep_archive_nth_newest_version", &["fm_sitrep_archive_version_key"]),
+    ("sitrep_archive_page_at_or_below", &["fm_sitrep_archive_version_key"]),
+    ("sitrep_archive_delete", &["fm_sitrep_archive_pkey"]),
+    (
+        "rendezvous_guarded_create_alert",
+        &["fm_sitrep_history_pkey", "fm_sitrep_pkey", "alert_pkey"],
+    ),
+    (
+        "rendezvous_guarded_create_support_bundle",
+        &["fm_sitrep_history_pkey", "fm_sitrep_pkey", "support_bundle_pkey"],
+    ),
+    ("rendezvous_alert_rows_of", &["alert_pkey"]),
+    ("rendezvous_support_bundle_rows_of", &["support_bundle_pkey"]),
+    (
+        "sweep_page_alert",
+        &[
+            "alert_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_alert_request_pkey",
+        ],
+    ),
+    (
+        "sweep_page_support_bundle",
+        &[
+            "support_bundle_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_support_bundle_request_pkey",
+        ],
+    ),
+    ("task_status_upsert", &["fm_executor_task_status_pkey"]),
+    ("task_status_page", &["fm_executor_task_status_pkey"]),
+    ("task_status_of_executor", &["fm_executor_task_status_pkey"]),
+    ("alert_get", &["alert_pkey"]),
+    ("alert_get_including_deleted", &["alert_pkey"]),
+    ("alert_page", &["alert_pkey"]),
+    ("alert_by_case_page", &["lookup_live_alert_by_case"]),
+    ("alert_dispatch_queue_first", &["lookup_undispatched_alert"]),
+    ("alert_dispatch_queue_after", &["lookup_undispatched_alert"]),
+    ("alert_mark_dispatched", &["alert_pkey"]),
+    ("alert_tombstone", &["alert_pkey"]),
+    ("alert_hard_delete", &["alert_pkey"]),
+    ("support_bundle_get", &["support_bundle_pkey"]),
+    ("support_bundle_get_including_deleted", &["support_bundle_pkey"]),
+    ("support_bundle_page", &["support_bundle_pkey"]),
+    ("support_bundle_by_executor_page", &["lookup_live_support_bundle_by_executor"]),
+    ("support_bundle_by_case_page", &["lookup_live_support_bundle_by_case"]),
+    ("support_bundle_update_state", &["support_bundle_pkey"]),
+    ("support_bundle_update_comment", &["support_bundle_pkey"]),
+    ("support_bundle_orphaned_page", &["lookup_live_support_bundle_by_executor"]),
+    // The planner may take the primary key or the executor index here.
+    ("support_bundle_fail", &[]),
+    ("support_bundle_tombstone", &["support_bundle_pkey"]),
+    ("support_bundle_hard_delete", &["support_bundle_pkey"]),
+];
+
+/// The expected indexes of one query (empty if it is not listed, which a
+/// unit test forbids).
+fn expected_indexes(name: &str) -> &'static [&'static str] {
+    EXPECTED_INDEXES.iter().find(|(n, _)| *n == name).map_or(&[], |(_, indexes)| *indexes)
 }
 
 fn sample_task_status() -> TaskStatusRow {
@@ -103,6 +213,10 @@ fn sample_task_status() -> TaskStatusRow {
         duration_usec: 1500,
         status: serde_json::json!({}),
     }
+}
+
+fn sample_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time")
 }
 
 /// Every production query, with sample parameters.
@@ -177,6 +291,52 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!("task_status_upsert", task_status_upsert_query(sample_task_status())),
         entry!("task_status_page", task_status_page_query(SAMPLE_ID, "fm_rendezvous".into(), 100)),
         entry!("task_status_of_executor", task_status_of_executor_query(SAMPLE_ID, 100)),
+        // Alerts: readers (tombstones invisible), dispatch, delete.
+        entry!("alert_get", alert_get_query(SAMPLE_ID)),
+        entry!("alert_get_including_deleted", alert_get_including_deleted_query(SAMPLE_ID)),
+        entry!("alert_page", alert_page_query(SAMPLE_ID, 100)),
+        entry!("alert_by_case_page", alert_by_case_page_query(SAMPLE_ID, SAMPLE_ID, 100)),
+        entry!("alert_dispatch_queue_first", alert_dispatch_queue_first_query(100)),
+        entry!(
+            "alert_dispatch_queue_after",
+            alert_dispatch_queue_after_query(sample_time(), SAMPLE_ID, 100)
+        ),
+        entry!("alert_mark_dispatched", alert_mark_dispatched_query(SAMPLE_ID, sample_time())),
+        entry!("alert_tombstone", alert_tombstone_query(SAMPLE_ID, sample_time())),
+        entry!("alert_hard_delete", alert_hard_delete_query(SAMPLE_ID)),
+        // Support bundles: readers and updaters (tombstones invisible), delete.
+        entry!("support_bundle_get", support_bundle_get_query(SAMPLE_ID)),
+        entry!(
+            "support_bundle_get_including_deleted",
+            support_bundle_get_including_deleted_query(SAMPLE_ID)
+        ),
+        entry!("support_bundle_page", support_bundle_page_query(SAMPLE_ID, 100)),
+        entry!(
+            "support_bundle_by_executor_page",
+            support_bundle_by_executor_page_query(SAMPLE_ID, SAMPLE_ID, 100)
+        ),
+        entry!(
+            "support_bundle_by_case_page",
+            support_bundle_by_case_page_query(SAMPLE_ID, SAMPLE_ID, 100)
+        ),
+        entry!(
+            "support_bundle_update_state",
+            support_bundle_update_state_query(SAMPLE_ID, SupportBundleState::Active)
+        ),
+        entry!(
+            "support_bundle_update_comment",
+            support_bundle_update_comment_query(SAMPLE_ID, Some("comment".into()))
+        ),
+        entry!(
+            "support_bundle_orphaned_page",
+            support_bundle_orphaned_page_query(SAMPLE_ID, SAMPLE_ID, 1000)
+        ),
+        entry!("support_bundle_fail", support_bundle_fail_query(SAMPLE_ID, ids.clone())),
+        entry!(
+            "support_bundle_tombstone",
+            support_bundle_tombstone_query(SAMPLE_ID, sample_time())
+        ),
+        entry!("support_bundle_hard_delete", support_bundle_hard_delete_query(SAMPLE_ID)),
     ]
 }
 
@@ -203,6 +363,15 @@ mod tests {
             let file = file.unwrap().file_name().into_string().unwrap();
             assert!(names.contains(&file), "tests/output/{file} has no catalogue entry");
         }
+    }
+
+    #[test]
+    fn every_entry_states_its_indexes() {
+        let entries = catalogue();
+        let names: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.name).collect();
+        let listed: std::collections::BTreeSet<&str> =
+            EXPECTED_INDEXES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, listed, "EXPECTED_INDEXES must list exactly the catalogued queries");
     }
 
     #[test]

@@ -41,8 +41,13 @@ pub enum Action {
     /// executor).
     CreateResource,
     /// Fault-management writes: publish sitreps, create resources, sweep
-    /// tombstones, prune history, record task status.
+    /// tombstones, prune history, record task status, mark alerts
+    /// dispatched, fail the support bundles of an executor that has gone
+    /// away.
     FmWrite,
+    /// Change a live resource's mutable fields (a support bundle's state or
+    /// user comment): an operator, or the FM executor that collects it.
+    UpdateResource,
 }
 
 impl fmt::Display for Action {
@@ -52,6 +57,7 @@ impl fmt::Display for Action {
             Action::DeleteResource => "delete alerts or support bundles",
             Action::CreateResource => "create alerts or support bundles",
             Action::FmWrite => "perform fault-management writes",
+            Action::UpdateResource => "update alerts or support bundles",
         })
     }
 }
@@ -64,6 +70,7 @@ impl Role {
             (_, Action::Read)
                 | (Role::Operator, Action::DeleteResource | Action::CreateResource)
                 | (Role::FmExecutor, Action::CreateResource)
+                | (Role::Operator | Role::FmExecutor, Action::UpdateResource)
                 | (Role::FmExecutor, Action::FmWrite)
         )
     }
@@ -131,6 +138,9 @@ mod tests {
             (FmExecutor, Read, true),
             (FmExecutor, DeleteResource, false),
             (FmExecutor, FmWrite, true),
+            (Viewer, UpdateResource, false),
+            (Operator, UpdateResource, true),
+            (FmExecutor, UpdateResource, true),
         ];
         for (role, action, allowed) in expect {
             assert_eq!(role.permits(action), allowed, "{role} {action:?}");

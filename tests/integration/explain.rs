@@ -91,24 +91,3 @@ async fn explain_does_not_leak_the_setting() {
             .unwrap();
     assert_eq!(setting.enable_seqscan, "on");
 }
-
-/// Every catalogued production query plans without a sequential scan.
-#[tokio::test]
-async fn every_catalogued_query_uses_an_index() {
-    let env = TestEnv::new().await;
-    let log = &env.log;
-    let mut conn = env.conn(Role::Viewer, Action::Read).await;
-    let entries = fm_db_queries::catalogue::catalogue();
-    assert!(entries.len() >= 20, "the catalogue lost entries: {}", entries.len());
-    let mut failures = Vec::new();
-    for entry in &entries {
-        let plan = entry
-            .explain(&mut conn, log)
-            .await
-            .unwrap_or_else(|e| panic!("EXPLAIN {} failed: {e:#?}\n{}", entry.name, entry.sql));
-        if let Err(e) = check_no_seq_scan(&plan) {
-            failures.push(format!("{}: {}\n{e}", entry.name, entry.sql));
-        }
-    }
-    assert!(failures.is_empty(), "queries that scan a whole table:\n{}", failures.join("\n\n"));
-}

@@ -1,0 +1,677 @@
+//! Support bundles: reading, updating and deleting them.
+//!
+//! Every reader and updater here ignores tombstones (rows with
+//! `time_deleted` set), exactly like the alert readers in
+//! [`super::alert`]; only the debug reader
+//! [`DataStore::support_bundle_get_including_deleted`] shows them, and says
+//! so in its name (DESIGN.md section 7).
+//!
+//! Each query states `time_deleted IS NULL` itself. The queries and the
+//! indexes they use:
+//!
+//! | query | index |
+//! |---|---|
+//! | [`support_bundle_get_query`] | `support_bundle_pkey` |
+//! | [`support_bundle_page_query`] | `support_bundle_pkey` |
+//! | [`support_bundle_by_executor_page_query`], [`support_bundle_orphaned_page_query`] | `lookup_live_support_bundle_by_executor` |
+//! | [`support_bundle_by_case_page_query`] | `lookup_live_support_bundle_by_case` |
+//! | [`support_bundle_update_state_query`], [`support_bundle_update_comment_query`], [`support_bundle_fail_query`] | `support_bundle_pkey` |
+//! | [`support_bundle_tombstone_query`], [`support_bundle_hard_delete_query`] | `support_bundle_pkey` |
+
+pub use super::alert::{BadResourceRow, Deleted, FmProvenance, IncludingDeleted};
+
+use super::alert::{
+    now_at_db_precision, page_limit, provenance_from_columns, unexpected_row_count,
+};
+use crate::context::{Action, OpContext};
+use crate::datastore::DataStore;
+use crate::db_schema::support_bundle;
+use crate::error::Error;
+use crate::transaction::{TransactionError, transaction_retry};
+use chrono::{DateTime, Utc};
+use diesel::dsl::AsSelect;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use nexus_fm_types::ids::{CaseUuid, ExecutorUuid, SupportBundleUuid};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Bundles examined per statement (and per transaction) when the bundles of
+/// an executor that has gone away are failed.
+pub const FAIL_ORPHANED_PAGE_ROWS: i64 = 1_000;
+
+/// The longest user comment accepted, in bytes.
+pub const MAX_USER_COMMENT_BYTES: usize = 4_096;
+
+/// A support bundle's lifecycle state: the values the schema's
+/// `support_bundle_state_known` CHECK allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupportBundleState {
+    /// Data is being collected.
+    Collecting,
+    /// Collected and available.
+    Active,
+    /// Being destroyed.
+    Destroying,
+    /// Collection is failing; clean-up is in progress.
+    Failing,
+    /// Collection failed.
+    Failed,
+}
+
+impl SupportBundleState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [SupportBundleState; 5] = [
+        SupportBundleState::Collecting,
+        SupportBundleState::Active,
+        SupportBundleState::Destroying,
+        SupportBundleState::Failing,
+        SupportBundleState::Failed,
+    ];
+
+    /// The value stored in `support_bundle.state`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SupportBundleState::Collecting => "collecting",
+            SupportBundleState::Active => "active",
+            SupportBundleState::Destroying => "destroying",
+            SupportBundleState::Failing => "failing",
+            SupportBundleState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for SupportBundleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SupportBundleState {
+    type Err = BadResourceRow;
+    fn from_str(s: &str) -> Result<Self, BadResourceRow> {
+        SupportBundleState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| BadResourceRow::UnknownState(s.to_string()))
+    }
+}
+
+/// A support bundle, as every reader returns it (tombstones are never
+/// returned, except by the debug reader, wrapped in [`IncludingDeleted`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SupportBundle {
+    /// Its id; for an FM-created bundle, the id of the request that asked
+    /// for it.
+    pub id: SupportBundleUuid,
+    /// Why it was wanted.
+    pub reason: String,
+    /// What it collects.
+    pub data_selection: serde_json::Value,
+    /// Lifecycle state.
+    pub state: SupportBundleState,
+    /// When the row was created.
+    pub time_created: DateTime<Utc>,
+    /// The executor collecting it, if one is assigned.
+    pub assigned_executor: Option<ExecutorUuid>,
+    /// The operator's comment, if any.
+    pub user_comment: Option<String>,
+    /// Where it came from, if fault management created it.
+    pub provenance: Option<FmProvenance>,
+}
+
+/// A row of `support_bundle`.
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = support_bundle, check_for_backend(diesel::pg::Pg))]
+pub struct SupportBundleRow {
+    /// See the column comments in `schema/dbinit.sql`.
+    pub id: Uuid,
+    /// Why.
+    pub reason: String,
+    /// What to collect.
+    pub data_selection: serde_json::Value,
+    /// Lifecycle state.
+    pub state: String,
+    /// Creation time.
+    pub time_created: DateTime<Utc>,
+    /// Assigned executor.
+    pub assigned_executor: Option<Uuid>,
+    /// Operator comment.
+    pub user_comment: Option<String>,
+    /// Provenance: case.
+    pub fm_case_id: Option<Uuid>,
+    /// Provenance: sitrep.
+    pub fm_sitrep_id: Option<Uuid>,
+    /// Provenance: generation.
+    pub fm_generation: Option<i64>,
+    /// Tombstone time.
+    pub time_deleted: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<SupportBundleRow> for IncludingDeleted<SupportBundle> {
+    type Error = BadResourceRow;
+    fn try_from(row: SupportBundleRow) -> Result<Self, BadResourceRow> {
+        let SupportBundleRow {
+            id,
+            reason,
+            data_selection,
+            state,
+            time_created,
+            assigned_executor,
+            user_comment,
+            fm_case_id,
+            fm_sitrep_id,
+            fm_generation,
+            time_deleted,
+        } = row;
+        Ok(IncludingDeleted {
+            resource: SupportBundle {
+                id: SupportBundleUuid::from_untyped(id),
+                reason,
+                data_selection,
+                state: state.parse()?,
+                time_created,
+                assigned_executor: assigned_executor.map(ExecutorUuid::from_untyped),
+                user_comment,
+                provenance: provenance_from_columns(fm_case_id, fm_sitrep_id, fm_generation)?,
+            },
+            time_deleted,
+        })
+    }
+}
+
+/// Converts a row that a tombstone-free query returned.
+fn live_bundle(row: SupportBundleRow) -> Result<SupportBundle, Error> {
+    let id = row.id;
+    let found = IncludingDeleted::<SupportBundle>::try_from(row).map_err(|e| Error::BadData {
+        context: format!("reading support bundle {id}"),
+        source: Box::new(e),
+    })?;
+    match found.time_deleted {
+        None => Ok(found.resource),
+        // The query stated `time_deleted IS NULL`; a tombstone here means
+        // it did not, which must never reach a caller.
+        Some(_) => Err(Error::BadData {
+            context: format!("reading support bundle {id}"),
+            source: "a reader of live support bundles returned a tombstone".into(),
+        }),
+    }
+}
+
+fn live_bundles(rows: Vec<SupportBundleRow>) -> Result<Vec<SupportBundle>, Error> {
+    rows.into_iter().map(live_bundle).collect()
+}
+
+fn bundle_not_found(id: SupportBundleUuid) -> Error {
+    Error::NotFound { what: "support bundle", id: id.to_string() }
+}
+
+/// One live support bundle, by primary key.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_get_query(id: Uuid) -> _ {
+    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
+    support_bundle::table
+        .filter(support_bundle::id.eq(id))
+        .filter(support_bundle::time_deleted.is_null())
+        .select(columns)
+}
+
+/// One support bundle by primary key, live or a tombstone. Debug tooling
+/// only.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_get_including_deleted_query(id: Uuid) -> _ {
+    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
+    support_bundle::table.filter(support_bundle::id.eq(id)).select(columns)
+}
+
+/// One page of live bundles in id order, after `after`, by the primary
+/// key. The scan passes over tombstones in the page's id range; the sweep
+/// keeps their number bounded.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_page_query(after: Uuid, limit: i64) -> _ {
+    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
+    support_bundle::table
+        .filter(support_bundle::time_deleted.is_null())
+        .filter(support_bundle::id.gt(after))
+        .order(support_bundle::id)
+        .limit(limit)
+        .select(columns)
+}
+
+/// One page of the live bundles assigned to `executor`, in id order, after
+/// `after`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_by_executor_page_query(executor: Uuid, after: Uuid, limit: i64) -> _ {
+    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
+    support_bundle::table
+        .filter(support_bundle::assigned_executor.eq(executor))
+        .filter(support_bundle::time_deleted.is_null())
+        .filter(support_bundle::id.gt(after))
+        .order(support_bundle::id)
+        .limit(limit)
+        .select(columns)
+}
+
+/// One page of the live bundles that case `case_id` requested, in id order,
+/// after `after`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_by_case_page_query(case_id: Uuid, after: Uuid, limit: i64) -> _ {
+    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
+    support_bundle::table
+        .filter(support_bundle::fm_case_id.eq(case_id))
+        .filter(support_bundle::time_deleted.is_null())
+        .filter(support_bundle::id.gt(after))
+        .order(support_bundle::id)
+        .limit(limit)
+        .select(columns)
+}
+
+/// Sets the state of one live bundle, returning the updated row.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_update_state_query(id: Uuid, state: SupportBundleState) -> _ {
+    let value: &'static str = state.as_str();
+    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_returning();
+    diesel::dsl::update(
+        support_bundle::table
+            .filter(support_bundle::id.eq(id))
+            .filter(support_bundle::time_deleted.is_null()),
+    )
+    .set(support_bundle::state.eq(value))
+    .returning(columns)
+}
+
+/// Sets (or, with `None`, clears) the user comment of one live bundle,
+/// returning the updated row.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_update_comment_query(id: Uuid, comment: Option<String>) -> _ {
+    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_returning();
+    diesel::dsl::update(
+        support_bundle::table
+            .filter(support_bundle::id.eq(id))
+            .filter(support_bundle::time_deleted.is_null()),
+    )
+    .set(support_bundle::user_comment.eq(comment))
+    .returning(columns)
+}
+
+/// One page of the ids of the live bundles assigned to `executor`, after
+/// `after`, whatever their state: the cursor of
+/// [`DataStore::support_bundle_fail_orphaned`] advances past every examined
+/// bundle, so a page of bundles that are already failed still makes
+/// progress.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_orphaned_page_query(executor: Uuid, after: Uuid, limit: i64) -> _ {
+    support_bundle::table
+        .filter(support_bundle::assigned_executor.eq(executor))
+        .filter(support_bundle::time_deleted.is_null())
+        .filter(support_bundle::id.gt(after))
+        .order(support_bundle::id)
+        .limit(limit)
+        .select(support_bundle::id)
+}
+
+/// Fails those of `ids` that are live, still assigned to `executor`, and
+/// not failed yet, by primary-key lookups.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_fail_query(executor: Uuid, ids: Vec<Uuid>) -> _ {
+    let failed: &'static str = SupportBundleState::Failed.as_str();
+    diesel::dsl::update(
+        support_bundle::table
+            .filter(support_bundle::id.eq_any(ids))
+            .filter(support_bundle::assigned_executor.eq(executor))
+            .filter(support_bundle::time_deleted.is_null())
+            .filter(support_bundle::state.ne(failed)),
+    )
+    .set(support_bundle::state.eq(failed))
+}
+
+/// Soft-deletes one live FM-created bundle (sets `time_deleted`).
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_tombstone_query(id: Uuid, at: DateTime<Utc>) -> _ {
+    diesel::dsl::update(
+        support_bundle::table
+            .filter(support_bundle::id.eq(id))
+            .filter(support_bundle::time_deleted.is_null())
+            .filter(support_bundle::fm_case_id.is_not_null()),
+    )
+    .set(support_bundle::time_deleted.eq(at))
+}
+
+/// Removes one live bundle that fault management did not create.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_hard_delete_query(id: Uuid) -> _ {
+    diesel::dsl::delete(
+        support_bundle::table
+            .filter(support_bundle::id.eq(id))
+            .filter(support_bundle::time_deleted.is_null())
+            .filter(support_bundle::fm_case_id.is_null()),
+    )
+}
+
+impl DataStore {
+    /// One live support bundle.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if it does not exist or an operator deleted it.
+    pub async fn support_bundle_get(
+        &self,
+        opctx: &OpContext,
+        id: SupportBundleUuid,
+    ) -> Result<SupportBundle, Error> {
+        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
+        let row = support_bundle_get_query(id.into_untyped())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(|e| Error::database(format_args!("reading support bundle {id}"), e))?;
+        live_bundle(row.ok_or_else(|| bundle_not_found(id))?)
+    }
+
+    /// One support bundle, **including a tombstone**: for debug tooling,
+    /// which must be able to show what an operator deleted. Everything else
+    /// uses [`DataStore::support_bundle_get`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no row exists (never created, hard-deleted,
+    /// or swept).
+    pub async fn support_bundle_get_including_deleted(
+        &self,
+        opctx: &OpContext,
+        id: SupportBundleUuid,
+    ) -> Result<IncludingDeleted<SupportBundle>, Error> {
+        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
+        let row = support_bundle_get_including_deleted_query(id.into_untyped())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(|e| Error::database(format_args!("reading support bundle {id}"), e))?
+            .ok_or_else(|| bundle_not_found(id))?;
+        IncludingDeleted::try_from(row).map_err(|e| Error::BadData {
+            context: format!("reading support bundle {id}"),
+            source: Box::new(e),
+        })
+    }
+
+    /// One page of live support bundles in id order, after `after` (from
+    /// the start when `None`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a limit outside 1 to
+    /// [`super::sitrep::read::MAX_PAGE_LIMIT`]; a database error.
+    pub async fn support_bundle_list(
+        &self,
+        opctx: &OpContext,
+        after: Option<SupportBundleUuid>,
+        limit: u32,
+    ) -> Result<Vec<SupportBundle>, Error> {
+        let limit = page_limit(limit)?;
+        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
+        let after = after.map_or(Uuid::nil(), SupportBundleUuid::into_untyped);
+        let rows = support_bundle_page_query(after, limit)
+            .load(&mut conn)
+            .await
+            .map_err(|e| Error::database("listing support bundles", e))?;
+        live_bundles(rows)
+    }
+
+    /// One page of the live support bundles assigned to `executor`, in id
+    /// order, after `after`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a limit outside 1 to
+    /// [`super::sitrep::read::MAX_PAGE_LIMIT`]; a database error.
+    pub async fn support_bundle_list_by_executor(
+        &self,
+        opctx: &OpContext,
+        executor: ExecutorUuid,
+        after: Option<SupportBundleUuid>,
+        limit: u32,
+    ) -> Result<Vec<SupportBundle>, Error> {
+        let limit = page_limit(limit)?;
+        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
+        let after = after.map_or(Uuid::nil(), SupportBundleUuid::into_untyped);
+        let rows = support_bundle_by_executor_page_query(executor.into_untyped(), after, limit)
+            .load(&mut conn)
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format_args!("listing the support bundles of executor {executor}"),
+                    e,
+                )
+            })?;
+        live_bundles(rows)
+    }
+
+    /// One page of the live support bundles that case `case_id` requested,
+    /// in id order, after `after`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a limit outside 1 to
+    /// [`super::sitrep::read::MAX_PAGE_LIMIT`]; a database error.
+    pub async fn support_bundle_list_by_case(
+        &self,
+        opctx: &OpContext,
+        case_id: CaseUuid,
+        after: Option<SupportBundleUuid>,
+        limit: u32,
+    ) -> Result<Vec<SupportBundle>, Error> {
+        let limit = page_limit(limit)?;
+        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
+        let after = after.map_or(Uuid::nil(), SupportBundleUuid::into_untyped);
+        let rows = support_bundle_by_case_page_query(case_id.into_untyped(), after, limit)
+            .load(&mut conn)
+            .await
+            .map_err(|e| {
+                Error::database(format_args!("listing the support bundles of case {case_id}"), e)
+            })?;
+        live_bundles(rows)
+    }
+
+    /// Sets the state of a live support bundle (operator or FM executor)
+    /// and returns the bundle as updated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] for a viewer; [`Error::NotFound`] if the bundle
+    /// does not exist or an operator deleted it.
+    pub async fn support_bundle_update_state(
+        &self,
+        opctx: &OpContext,
+        id: SupportBundleUuid,
+        state: SupportBundleState,
+    ) -> Result<SupportBundle, Error> {
+        let mut conn = self.pool_connection_authorized(opctx, Action::UpdateResource).await?;
+        let done =
+            transaction_retry(&mut conn, &opctx.log, "support_bundle_update_state", |conn| {
+                Box::pin(async move {
+                    support_bundle_update_state_query(id.into_untyped(), state)
+                        .get_result(conn)
+                        .await
+                        .optional()?
+                        .ok_or_else(|| TransactionError::Abort(bundle_not_found(id)))
+                })
+            })
+            .await?;
+        live_bundle(done.value)
+    }
+
+    /// Sets (or, with `None`, clears) the user comment of a live support
+    /// bundle (operator or FM executor) and returns the bundle as updated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a comment longer than
+    /// [`MAX_USER_COMMENT_BYTES`]; [`Error::Forbidden`] for a viewer;
+    /// [`Error::NotFound`] if the bundle does not exist or an operator
+    /// deleted it.
+    pub async fn support_bundle_update_comment(
+        &self,
+        opctx: &OpContext,
+        id: SupportBundleUuid,
+        comment: Option<String>,
+    ) -> Result<SupportBundle, Error> {
+        if let Some(text) = &comment
+            && text.len() > MAX_USER_COMMENT_BYTES
+        {
+            return Err(Error::InvalidArgument(format!(
+                "a support bundle's user comment may be at most {MAX_USER_COMMENT_BYTES} bytes, \
+                 got {}",
+                text.len()
+            )));
+        }
+        let mut conn = self.pool_connection_authorized(opctx, Action::UpdateResource).await?;
+        let done =
+            transaction_retry(&mut conn, &opctx.log, "support_bundle_update_comment", |conn| {
+                let comment = comment.clone();
+                Box::pin(async move {
+                    support_bundle_update_comment_query(id.into_untyped(), comment)
+                        .get_result(conn)
+                        .await
+                        .optional()?
+                        .ok_or_else(|| TransactionError::Abort(bundle_not_found(id)))
+                })
+            })
+            .await?;
+        live_bundle(done.value)
+    }
+
+    /// Fails the live bundles assigned to `executor`, an executor that has
+    /// gone away (FM executor only): every such bundle not already in state
+    /// `failed` is set to `failed`. Works in pages of
+    /// [`FAIL_ORPHANED_PAGE_ROWS`] bundles, one transaction per page, and
+    /// returns how many bundles it failed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] unless the role is the FM executor; a database
+    /// error (bundles failed by earlier pages stay failed).
+    pub async fn support_bundle_fail_orphaned(
+        &self,
+        opctx: &OpContext,
+        executor: ExecutorUuid,
+    ) -> Result<u64, Error> {
+        let mut conn = self.pool_connection_authorized(opctx, Action::FmWrite).await?;
+        let executor_id = executor.into_untyped();
+        let mut after = Uuid::nil();
+        let mut failed = 0_u64;
+        loop {
+            let done =
+                transaction_retry(&mut conn, &opctx.log, "support_bundle_fail_orphaned", |conn| {
+                    Box::pin(async move {
+                        let ids: Vec<Uuid> = support_bundle_orphaned_page_query(
+                            executor_id,
+                            after,
+                            FAIL_ORPHANED_PAGE_ROWS,
+                        )
+                        .load(conn)
+                        .await?;
+                        // The cursor advances past every examined bundle, in
+                        // key order (the page is ordered by id).
+                        let (Some(&last), examined) = (ids.last(), ids.len()) else {
+                            return Ok((0, None));
+                        };
+                        let changed =
+                            support_bundle_fail_query(executor_id, ids).execute(conn).await?;
+                        let more = examined as i64 == FAIL_ORPHANED_PAGE_ROWS;
+                        Ok((changed, more.then_some(last)))
+                    })
+                })
+                .await?;
+            let (changed, next) = done.value;
+            failed += changed as u64;
+            match next {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
+        slog::info!(opctx.log, "failed the support bundles of a departed executor";
+            "executor_id" => %executor, "failed" => failed);
+        Ok(failed)
+    }
+
+    /// Deletes a support bundle (operator only): a bundle that fault
+    /// management created is soft-deleted, so that no executor creates it
+    /// again; any other bundle is removed. The row is read and then written
+    /// exactly once, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] unless the role is operator;
+    /// [`Error::NotFound`] (and nothing written) if the bundle does not
+    /// exist or is already deleted.
+    pub async fn support_bundle_delete(
+        &self,
+        opctx: &OpContext,
+        id: SupportBundleUuid,
+    ) -> Result<Deleted, Error> {
+        let mut conn = self.pool_connection_authorized(opctx, Action::DeleteResource).await?;
+        let done = transaction_retry(&mut conn, &opctx.log, "support_bundle_delete", |conn| {
+            Box::pin(async move {
+                let row = support_bundle_get_query(id.into_untyped())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                let Some(row) = row else {
+                    return Err(TransactionError::Abort(bundle_not_found(id)));
+                };
+                let (outcome, changed) = if row.fm_case_id.is_some() {
+                    let at = now_at_db_precision();
+                    let n =
+                        support_bundle_tombstone_query(id.into_untyped(), at).execute(conn).await?;
+                    (Deleted::Tombstoned, n)
+                } else {
+                    let n =
+                        support_bundle_hard_delete_query(id.into_untyped()).execute(conn).await?;
+                    (Deleted::Removed, n)
+                };
+                if changed != 1 {
+                    return Err(unexpected_row_count(
+                        format!("deleting support bundle {id}"),
+                        changed,
+                    ));
+                }
+                Ok(outcome)
+            })
+        })
+        .await?;
+        slog::info!(opctx.log, "support bundle deleted";
+            "support_bundle_id" => %id, "outcome" => ?done.value);
+        Ok(done.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The enum and the schema's CHECK constraint list the same states.
+    #[test]
+    fn states_match_the_schema_check() {
+        let sql = crate::migration::DBINIT_SQL;
+        let check = sql
+            .lines()
+            .find(|line| line.contains("support_bundle_state_known"))
+            .expect("dbinit.sql has the state CHECK");
+        let list = check.split("IN (").nth(1).and_then(|s| s.split(')').next()).unwrap();
+        let in_schema: Vec<&str> =
+            list.split(',').map(|s| s.trim().trim_matches('\'')).collect::<Vec<_>>();
+        let in_code: Vec<&str> = SupportBundleState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(in_schema, in_code);
+        for state in SupportBundleState::ALL {
+            assert_eq!(state.as_str().parse::<SupportBundleState>().unwrap(), state);
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        assert!(matches!(
+            "exploded".parse::<SupportBundleState>(),
+            Err(BadResourceRow::UnknownState(s)) if s == "exploded"
+        ));
+    }
+}

@@ -1,0 +1,1 @@
+UPDATE "alert" SET "time_dispatched" = $1 WHERE ((("alert"."id" = $2) AND ("alert"."time_deleted" IS NULL)) AND ("alert"."time_dispatched" IS NULL)) -- binds: [2023-11-14T22:13:20Z, 1d000000-0000-4000-8000-000000000002]

@@ -1,0 +1,1 @@
+UPDATE "alert" SET "time_deleted" = $1 WHERE ((("alert"."id" = $2) AND ("alert"."time_deleted" IS NULL)) AND ("alert"."fm_case_id" IS NOT NULL)) -- binds: [2023-11-14T22:13:20Z, 1d000000-0000-4000-8000-000000000002]

@@ -1,0 +1,1 @@
+UPDATE "support_bundle" SET "state" = $1 WHERE (((("support_bundle"."id" = ANY($2)) AND ("support_bundle"."assigned_executor" = $3)) AND ("support_bundle"."time_deleted" IS NULL)) AND ("support_bundle"."state" != $4)) -- binds: ["failed", [1d000000-0000-4000-8000-000000000002, 1d000000-0000-4000-8000-000000000003], 1d000000-0000-4000-8000-000000000002, "failed"]

@@ -1,0 +1,1 @@
+DELETE FROM "support_bundle" WHERE ((("support_bundle"."id" = $1) AND ("support_bundle"."time_deleted" IS NULL)) AND ("support_bundle"."fm_case_id" IS NULL)) -- binds: [1d000000-0000-4000-8000-000000000002]

@@ -1,0 +1,1 @@
+UPDATE "support_bundle" SET "time_deleted" = $1 WHERE ((("support_bundle"."id" = $2) AND ("support_bundle"."time_deleted" IS NULL)) AND ("support_bundle"."fm_case_id" IS NOT NULL)) -- binds: [2023-11-14T22:13:20Z, 1d000000-0000-4000-8000-000000000002]
