@@ -5,6 +5,7 @@
 mod audit;
 mod datastore;
 mod delete;
+mod demo;
 mod explain;
 mod fmd;
 mod prune;

@@ -238,3 +238,38 @@ async fn a_reader_racing_the_pruner_never_sees_a_torn_sitrep() {
     assert!(complete >= targets_len, "{complete} complete and {not_found} not-found reads");
     assert!(not_found >= targets_len, "{complete} complete and {not_found} not-found reads");
 }
+
+/// Several executors prune at once: every sitrep is pruned exactly once,
+/// and no pruner reports an error (a sitrep another pruner removed first is
+/// counted as already gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pruners_do_not_fail() {
+    let env = Arc::new(TestEnv::new().await);
+    let chain = publish_chain(&env, 30).await;
+    for round in 0..3 {
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let env = Arc::clone(&env);
+            tasks.push(tokio::spawn(async move {
+                env.datastore
+                    .sitrep_history_prune(
+                        &env.opctx(Role::FmExecutor),
+                        RetentionPolicy { keep: 2 + 8 * (2 - round), archive_keep: 100 },
+                    )
+                    .await
+            }));
+        }
+        let mut pruned = Vec::new();
+        for task in tasks {
+            let report = task.await.unwrap().unwrap_or_else(|e| panic!("round {round}: {e:#?}"));
+            pruned.extend(report.pruned.into_iter().map(|p| p.sitrep_id));
+        }
+        let unique: std::collections::BTreeSet<_> = pruned.iter().collect();
+        assert_eq!(unique.len(), pruned.len(), "round {round}: a sitrep was pruned twice");
+    }
+    let mut conn = connect(env.db.url()).await;
+    let history: i64 = fm_sitrep_history::table.count().get_result(&mut conn).await.unwrap();
+    let archived: i64 = fm_sitrep_archive::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!((history, archived), (2, 28));
+    assert_eq!(chain.len(), 30);
+}

@@ -10,7 +10,11 @@
 //!   outlives this process.
 //! * [`find_pg_binaries`] locates `initdb` and `postgres`.
 //!
-//! The `fm-dev` binary uses the same code for `fm-dev db-run`.
+//! The `fm-dev` binary serves the embedded database with `fm-dev db-run`.
+//!
+//! [`demo`] is `fm-dev demo`: fault-management execution end to end, with
+//! several executors in one process, as a library so that a test can run a
+//! small one.
 //!
 //! # Using it from a test
 //!
@@ -25,6 +29,7 @@
 //! }
 //! ```
 
+pub mod demo;
 pub mod pg;
 pub mod sitrep;
 

@@ -335,8 +335,11 @@ async fn sitrep_prune_one_in_txn(
                 time_archived: Utc::now(),
                 sitrep: json,
             })
-            .on_conflict(fm_sitrep_archive::sitrep_id)
-            .do_nothing()
+            // No conflict target: a concurrent pruner archiving the same
+            // sitrep clashes on the primary key or on the version key;
+            // either way (at SERIALIZABLE, as a serialization failure that
+            // is retried) this pass then finds the history entry gone.
+            .on_conflict_do_nothing()
             .execute(conn)
             .await?;
     }
