@@ -96,3 +96,27 @@ pub async fn fm_table_checksums(url: &str) -> std::collections::BTreeMap<String,
     }
     sums
 }
+
+impl TestEnv {
+    /// The ids of every row of `resource`'s table, live or tombstoned (a
+    /// test's view of the table, not a production reader).
+    pub async fn all_rows(
+        &self,
+        resource: nexus_fm_types::ResourceType,
+    ) -> std::collections::BTreeSet<uuid::Uuid> {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use fm_db_queries::db_schema::{alert, support_bundle};
+        let mut conn = connect(self.db.url()).await;
+        let ids: Vec<uuid::Uuid> = match resource {
+            nexus_fm_types::ResourceType::Alert => {
+                alert::table.select(alert::id).load(&mut conn).await
+            }
+            nexus_fm_types::ResourceType::SupportBundle => {
+                support_bundle::table.select(support_bundle::id).load(&mut conn).await
+            }
+        }
+        .unwrap_or_else(|e| panic!("listing {resource} rows: {e:?}"));
+        ids.into_iter().collect()
+    }
+}

@@ -50,19 +50,11 @@ fn executed(outcome: CreateOutcome) -> CreateCounts {
 }
 
 async fn alert_ids(env: &TestEnv) -> BTreeSet<Uuid> {
-    let mut conn = connect(env.db.url()).await;
-    alert::table.select(alert::id).load(&mut conn).await.unwrap().into_iter().collect()
+    env.all_rows(ResourceType::Alert).await
 }
 
 async fn bundle_ids(env: &TestEnv) -> BTreeSet<Uuid> {
-    let mut conn = connect(env.db.url()).await;
-    support_bundle::table
-        .select(support_bundle::id)
-        .load(&mut conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect()
+    env.all_rows(ResourceType::SupportBundle).await
 }
 
 #[tokio::test]

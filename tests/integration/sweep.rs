@@ -99,14 +99,7 @@ async fn tombstone(env: &TestEnv, resource: ResourceType, ids: &[Uuid]) {
 
 /// Every row of the type's table (live or not).
 async fn rows(env: &TestEnv, resource: ResourceType) -> BTreeSet<Uuid> {
-    let mut conn = connect(env.db.url()).await;
-    let ids: Vec<Uuid> = match resource {
-        ResourceType::Alert => alert::table.select(alert::id).load(&mut conn).await.unwrap(),
-        ResourceType::SupportBundle => {
-            support_bundle::table.select(support_bundle::id).load(&mut conn).await.unwrap()
-        }
-    };
-    ids.into_iter().collect()
+    env.all_rows(resource).await
 }
 
 fn ids_of(sitrep: &Sitrep, resource: ResourceType) -> Vec<Uuid> {

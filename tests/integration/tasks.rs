@@ -6,7 +6,7 @@
 use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
 use fm_db_queries::datastore::sitrep::prune::RetentionPolicy;
-use fm_db_queries::db_schema::{alert, support_bundle};
+use fm_db_queries::db_schema::alert;
 use fm_db_queries::{OpContext, Role};
 use fm_integration_tests::{TestEnv, connect};
 use nexus_fm::builder::{SatisfiedRequests, SitrepBuilder};
@@ -78,19 +78,11 @@ fn pruner_status(value: &serde_json::Value) -> FmSitrepPrunerStatus {
 }
 
 async fn alert_ids(env: &TestEnv) -> BTreeSet<Uuid> {
-    let mut conn = connect(env.db.url()).await;
-    alert::table.select(alert::id).load(&mut conn).await.unwrap().into_iter().collect()
+    env.all_rows(ResourceType::Alert).await
 }
 
 async fn bundle_ids(env: &TestEnv) -> BTreeSet<Uuid> {
-    let mut conn = connect(env.db.url()).await;
-    support_bundle::table
-        .select(support_bundle::id)
-        .load(&mut conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect()
+    env.all_rows(ResourceType::SupportBundle).await
 }
 
 /// The persisted records of one executor, in task-name order.
