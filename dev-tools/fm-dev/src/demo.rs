@@ -2,36 +2,45 @@
 //!
 //! A simulated fault-management analysis publishes a stream of sitreps while
 //! several executors, one of them deliberately lagging, execute them
-//! concurrently against one database. At the end the executors converge, the
-//! demo prints what each did, and it checks, reading the database, that the
+//! concurrently against one database, and an operator deletes some of the
+//! resources they create. At the end the executors converge, the demo
+//! prints what each did, and it checks, reading the database, that the
 //! outcome is the one DESIGN.md promises: everything the current sitrep
 //! requests exists (or was deleted by an operator), nothing an operator
-//! deleted came back, and no executor reported an error.
+//! deleted came back, the tombstones the current sitrep no longer requests
+//! were hard-deleted by a sweep while those it still requests remain, and
+//! no executor reported an error.
 //!
 //! [`run_demo`] goes through these phases:
 //!
 //! 1. **Database.** An embedded PostgreSQL in a temporary directory (with
 //!    durability off: the data is thrown away), or an existing database at
 //!    the current schema version ([`DemoConfig::db_url`]).
-//! 2. **First sitrep.** The analysis ([`analysis`]) publishes its first
+//! 2. **First sitrep.** The analysis (`analysis`) publishes its first
 //!    sitrep before any executor starts, and the demo waits until every
 //!    executor has loaded a sitrep, so that even the lagging executor starts
 //!    from one and has something to be late about.
-//! 3. **Executors** ([`executor`]). Each has its own [`DataStore`], its own
+//! 3. **Executors** (`executor`). Each has its own [`DataStore`], its own
 //!    [`ExecutorUuid`](nexus_fm_types::ExecutorUuid) and a [`Driver`]
 //!    running the three tasks wired by [`register_all`]. The listening
 //!    executors' loaders LISTEN for publishes; the lagging executor's loader
 //!    only polls, every [`DemoConfig::lag`], so its rendezvous often holds an
 //!    outdated sitrep and reports it stale (which in turn wakes its loader).
 //! 4. **The stream.** The analysis publishes the remaining sitreps, one every
-//!    [`DemoConfig::interval`]. After each publish an operator may delete
-//!    resources ([`operator`]; not yet: the delete API does not exist).
-//! 5. **Convergence.** The listening executors' loader and rendezvous are
-//!    activated (and awaited) a few times; the lagging executor's rendezvous
-//!    runs once more with whatever sitrep it holds; one pruner makes a last
-//!    pass.
+//!    [`DemoConfig::interval`]. After each publish an operator deletes up to
+//!    [`DemoConfig::deletions_per_sitrep`] live resources among the new
+//!    sitrep's requests (`operator`). An operator deletes what it sees, so
+//!    it first waits (at most [`PATIENCE`]) until some listening executor
+//!    has executed the new sitrep: its requests then exist. Requests the
+//!    analysis later withdraws (or drops with their closed case) leave
+//!    tombstones that only the sweeps can collect.
+//! 5. **Convergence**, after the last deletion. The listening executors'
+//!    loader and rendezvous are activated (and awaited) a few times, so
+//!    their sweeps run with the current sitrep and collect every tombstone
+//!    it does not request; the lagging executor's rendezvous runs once more
+//!    with whatever sitrep it holds; one pruner makes a last pass.
 //! 6. **Shutdown** of every driver (no activation is cut short), then
-//!    **verification** ([`verify`]) and the [`DemoReport`].
+//!    **verification** (`verify`) and the [`DemoReport`].
 //!
 //! # Reproducibility
 //!
@@ -39,7 +48,8 @@
 //! seed opens and closes the same cases and adds and withdraws the same
 //! requests, in the same order. Ids are fresh random UUIDs whatever the seed
 //! (the builder makes them), and what the executors do in between depends
-//! on timing.
+//! on timing. The operator's draws come from an RNG derived from the seed
+//! too, but what it can pick from (the live requests) is random ids.
 //!
 //! [`DataStore`]: fm_db_queries::DataStore
 //! [`Driver`]: nexus_fm::driver::Driver
@@ -69,6 +79,8 @@ use tokio::sync::watch;
 
 use analysis::{Analysis, AnalysisLimits};
 use executor::DemoExecutor;
+use nexus_fm_types::SitrepVersion;
+use operator::Operator;
 use progress::{LiveCounts, Progress};
 
 /// The fewest executors a demo runs: at least one listening and one lagging.
@@ -89,6 +101,10 @@ pub const CONVERGENCE_ROUNDS: usize = 2;
 
 /// Archived (pruned) sitreps each executor's pruner keeps.
 pub const ARCHIVE_KEEP: u32 = 100;
+
+/// Resources the operator deletes after each publish unless told
+/// otherwise.
+pub const DEFAULT_DELETIONS_PER_SITREP: usize = 1;
 
 /// What to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +140,10 @@ pub struct DemoConfig {
     /// Most requests (alerts and support bundles together) one open case
     /// holds at once.
     pub max_requests_per_case: usize,
+    /// Live resources, among the current sitrep's requests, that an
+    /// operator deletes after each publish (fewer if fewer are live; 0: no
+    /// deletions, and no waiting for an executor before them).
+    pub deletions_per_sitrep: usize,
     /// How progress is shown.
     pub progress: ProgressMode,
 }
@@ -143,6 +163,7 @@ impl Default for DemoConfig {
             seed: 1,
             max_open_cases: 5,
             max_requests_per_case: 4,
+            deletions_per_sitrep: DEFAULT_DELETIONS_PER_SITREP,
             progress: ProgressMode::Auto,
         }
     }
@@ -371,6 +392,7 @@ async fn run_on(
         sitreps_pruned,
         keep_sitreps: config.keep_sitreps,
         operator_deletions: deleted,
+        deletions_per_sitrep: config.deletions_per_sitrep,
         rows,
         verification,
         elapsed: Duration::ZERO,
@@ -378,7 +400,9 @@ async fn run_on(
 }
 
 /// Phases 4 and 5: the rest of the stream, with operator deletions after
-/// each publish, then convergence.
+/// each publish, then convergence (after the last deletion, so that the
+/// listening executors' sweeps run with the current sitrep once every
+/// deletion is made).
 async fn publish_and_converge(
     log: &slog::Logger,
     config: &DemoConfig,
@@ -392,17 +416,21 @@ async fn publish_and_converge(
     for executor in executors {
         executor.wait_for_first_load().await?;
     }
-    let operator = OpContext::new(log.clone(), "fm-dev demo operator", Role::Operator);
+    let listening: Vec<&DemoExecutor> = executors.iter().filter(|e| !e.is_lagging()).collect();
+    let opctx = OpContext::new(log.clone(), "fm-dev demo operator", Role::Operator);
+    let mut operator = Operator::new(opctx, config.seed, config.deletions_per_sitrep);
     for done in 2..=config.sitreps {
         tokio::time::sleep(config.interval).await;
         let published = analysis.publish_next().await?;
-        let current = analysis.current().context("the analysis holds no sitrep")?;
-        deleted.extend(operator::operator_deletions(datastore, &operator, current).await?);
-        let counts = LiveCounts::of(executors, analysis.races_lost());
+        if operator.deletes() {
+            wait_until_executed(&listening, published.version).await?;
+            let current = analysis.current().context("the analysis holds no sitrep")?;
+            deleted.extend(operator.delete_some(datastore, current).await?);
+        }
+        let counts = LiveCounts::of(executors, analysis.races_lost(), deleted.len());
         progress.published(done, published.version, &counts);
     }
 
-    let listening: Vec<&DemoExecutor> = executors.iter().filter(|e| !e.is_lagging()).collect();
     for _ in 0..CONVERGENCE_ROUNDS {
         for executor in &listening {
             executor.load_and_execute().await?;
@@ -418,6 +446,28 @@ async fn publish_and_converge(
         executor.prune().await?;
     }
     Ok(())
+}
+
+/// Waits until one of `executors` has executed sitrep `version` (or a newer
+/// one), for at most [`PATIENCE`].
+async fn wait_until_executed(
+    executors: &[&DemoExecutor],
+    version: SitrepVersion,
+) -> anyhow::Result<()> {
+    if executors.is_empty() {
+        bail!("no listening executor to wait for");
+    }
+    let waits = executors.iter().map(|e| Box::pin(e.wait_until_executed(version)));
+    match tokio::time::timeout(PATIENCE, futures::future::select_all(waits)).await {
+        Ok((true, _, _)) => Ok(()),
+        Ok((false, index, _)) => {
+            bail!("{} stopped before it executed sitrep version {version}", executors[index].name())
+        }
+        Err(_) => bail!(
+            "no listening executor executed sitrep version {version} within {} s",
+            PATIENCE.as_secs()
+        ),
+    }
 }
 
 /// Shuts every executor's driver down (activations in flight finish

@@ -52,13 +52,17 @@ enum Command {
     /// its own database pool and executor id. The last executor lags: its
     /// loader only polls, every --lag-ms, so its rendezvous often holds an
     /// outdated sitrep and reports it stale; the others LISTEN for publishes.
+    /// After each publish an operator deletes some of the alerts and bundles
+    /// the new sitrep requests (see --deletions-per-sitrep).
     ///
     /// At the end the executors converge and stop, a table shows what each
     /// did, and the demo checks, reading the database, that every alert and
     /// bundle the current sitrep requests exists (or was deleted by an
-    /// operator), that nothing an operator deleted came back, and that no
-    /// executor reported an error. It prints PASS or FAIL and exits 1 on
-    /// FAIL.
+    /// operator), that nothing an operator deleted came back, that the
+    /// executors' sweeps hard-deleted every deleted resource the current
+    /// sitrep no longer requests and kept the tombstones it still requests,
+    /// and that no executor reported an error. It prints PASS or FAIL and
+    /// exits 1 on FAIL.
     ///
     /// Without --db-url it runs on an embedded PostgreSQL in a temporary
     /// directory, stopped and removed at the end (also on Ctrl-C). Progress
@@ -149,9 +153,11 @@ struct DemoArgs {
     #[arg(long, value_name = "MS", default_value_t = millis(DemoConfig::default().interval))]
     interval_ms: u64,
 
-    /// Seed of the analysis's decisions (random if not given; printed
-    /// either way). On a fresh database a seed replays the same cases and
-    /// requests; what the executors do in between depends on timing.
+    /// Seed of the analysis's decisions and of the operator's draws (random
+    /// if not given; printed either way). On a fresh database a seed
+    /// replays the same cases and requests; what the executors do in
+    /// between, and so which resources the operator finds to delete,
+    /// depends on timing.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
 
@@ -165,6 +171,15 @@ struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = DemoConfig::default().max_requests_per_case,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     max_requests_per_case: usize,
+
+    /// After each publish, an operator deletes N live alerts or support
+    /// bundles among the new sitrep's requests, drawn at random (fewer if
+    /// fewer are live), once an executor has created them. Deleting leaves
+    /// a tombstone that keeps every executor from creating the resource
+    /// again; the sweeps remove it once no sitrep requests it. 0 disables
+    /// the deletions.
+    #[arg(long, value_name = "N", default_value_t = DemoConfig::default().deletions_per_sitrep)]
+    deletions_per_sitrep: usize,
 
     /// History entries the executors' pruners keep (at least 2); older
     /// sitreps are archived and deleted while the demo runs.
@@ -241,13 +256,15 @@ fn demo(log: &Logger, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         seed,
         max_open_cases: args.max_open_cases,
         max_requests_per_case: args.max_requests_per_case,
+        deletions_per_sitrep: args.deletions_per_sitrep,
         keep_sitreps: args.keep_sitreps,
         progress: ProgressMode::Auto,
         ..DemoConfig::default()
     };
     println!(
-        "fm-dev demo: {} sitreps, {} executors (the last one lagging), seed {seed}",
-        config.sitreps, config.executors
+        "fm-dev demo: {} sitreps, {} executors (the last one lagging), up to {} operator \
+         deletion(s) after each publish, seed {seed}",
+        config.sitreps, config.executors, config.deletions_per_sitrep
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

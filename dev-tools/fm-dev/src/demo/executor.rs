@@ -11,7 +11,10 @@
 //! [`StatusRecorder`]: [`TallyingRecorder`] sees every activation record on
 //! its way to the database (where it persists it, as the plain datastore
 //! recorder would) and adds it up, so no activation is missed, however
-//! quickly they follow each other.
+//! quickly they follow each other. It also publishes the newest sitrep
+//! version the executor's rendezvous has executed, so that the demo can
+//! wait until some executor has executed a sitrep
+//! ([`DemoExecutor::wait_until_executed`]).
 
 use super::{DemoConfig, PATIENCE, report::ExecutorSummary};
 use anyhow::{Context, anyhow};
@@ -26,11 +29,12 @@ use nexus_fm::tasks::fm_sitrep_pruner::FmSitrepPruner;
 use nexus_fm::tasks::{FmTaskHandles, TaskPeriods, register_all};
 use nexus_fm_types::{
     ExecutorUuid, FmRendezvousStatus, FmSitrepLoaderStatus, FmSitrepPrunerStatus, ResourceType,
-    TaskActivationRecord,
+    SitrepVersion, TaskActivationRecord,
 };
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Connections in each executor's pool.
 const POOL_SIZE: u32 = 4;
@@ -49,6 +53,10 @@ pub(super) struct Tally {
     /// one resource type).
     pub stale_reports: u64,
     pub sitreps_pruned: u64,
+    /// Tombstones its sweeps hard-deleted (both types).
+    pub tombstones_hard_deleted: u64,
+    /// The newest sitrep version a rendezvous activation executed.
+    pub last_executed: Option<SitrepVersion>,
     /// Every error an activation reported, or persisting its status hit,
     /// with the task's name first.
     pub errors: Vec<String>,
@@ -81,6 +89,9 @@ impl Tally {
 
     fn count_rendezvous(&mut self, status: &FmRendezvousStatus) {
         let task = FmRendezvousStatus::TASK_NAME;
+        if let Some(sitrep) = status.sitrep {
+            self.last_executed = self.last_executed.max(Some(sitrep.version));
+        }
         let mut stale = false;
         for resource in ResourceType::ALL {
             let Some(of_type) = status.of(resource) else { continue };
@@ -90,6 +101,7 @@ impl Tally {
             }
             self.already_existed += of_type.already_existed;
             self.deleted_not_recreated += of_type.deleted_not_recreated;
+            self.tombstones_hard_deleted += of_type.sweep.hard_deleted;
             stale |= of_type.stale;
             for error in of_type.errors.iter().chain(&of_type.sweep.errors) {
                 self.errors.push(format!("{task} ({resource}s): {error}"));
@@ -118,6 +130,8 @@ impl Tally {
 struct TallyingRecorder {
     datastore: DataStore,
     tally: Arc<Mutex<Tally>>,
+    /// [`Tally::last_executed`], for those waiting for an execution.
+    executed: watch::Sender<Option<SitrepVersion>>,
 }
 
 impl StatusRecorder for TallyingRecorder {
@@ -127,7 +141,18 @@ impl StatusRecorder for TallyingRecorder {
         record: &'a TaskActivationRecord,
     ) -> BoxFuture<'a, Result<(), fm_db_queries::Error>> {
         Box::pin(async move {
-            self.tally.lock().unwrap().count(record);
+            let executed = {
+                let mut tally = self.tally.lock().unwrap();
+                tally.count(record);
+                tally.last_executed
+            };
+            self.executed.send_if_modified(|last| {
+                let newer = executed > *last;
+                if newer {
+                    *last = executed;
+                }
+                newer
+            });
             let persisted = self.datastore.executor_task_status_upsert(opctx, record).await;
             if let Err(error) = &persisted {
                 self.tally.lock().unwrap().errors.push(format!(
@@ -151,6 +176,8 @@ pub(super) struct DemoExecutor {
     running: Option<RunningDriver>,
     handles: FmTaskHandles,
     tally: Arc<Mutex<Tally>>,
+    /// The newest sitrep version its rendezvous executed.
+    executed: watch::Receiver<Option<SitrepVersion>>,
 }
 
 impl DemoExecutor {
@@ -180,7 +207,12 @@ impl DemoExecutor {
             RetentionPolicy { keep: config.keep_sitreps, archive_keep: super::ARCHIVE_KEEP };
         let pruner = FmSitrepPruner::new(datastore.clone(), policy);
         let tally = Arc::new(Mutex::new(Tally::default()));
-        let recorder = Arc::new(TallyingRecorder { datastore, tally: Arc::clone(&tally) });
+        let (executed_tx, executed) = watch::channel(None);
+        let recorder = Arc::new(TallyingRecorder {
+            datastore,
+            tally: Arc::clone(&tally),
+            executed: executed_tx,
+        });
         let mut driver = Driver::new(&log, id, recorder);
         let periods = TaskPeriods {
             fm_sitrep_loader: loader_period,
@@ -192,7 +224,7 @@ impl DemoExecutor {
         slog::info!(log, "executor started";
             "executor_id" => %id, "lagging" => lagging,
             "loader_period_ms" => loader_period.as_millis());
-        Ok(DemoExecutor { name, id, lagging, loader_period, running, handles, tally })
+        Ok(DemoExecutor { name, id, lagging, loader_period, running, handles, tally, executed })
     }
 
     /// Its name, e.g. "executor 2".
@@ -242,6 +274,8 @@ impl DemoExecutor {
             deleted_not_recreated,
             stale_reports,
             sitreps_pruned,
+            tombstones_hard_deleted,
+            last_executed: _,
             errors,
         } = self.tally();
         ExecutorSummary {
@@ -258,6 +292,7 @@ impl DemoExecutor {
             deleted_not_recreated,
             stale_reports,
             sitreps_pruned,
+            tombstones_hard_deleted,
             errors,
         }
     }
@@ -266,6 +301,14 @@ impl DemoExecutor {
     pub async fn wait_for_first_load(&self) -> anyhow::Result<()> {
         let loader = &self.handles.fm_sitrep_loader;
         self.patiently(loader, loader.wait_for_iteration(1)).await
+    }
+
+    /// Waits until its rendezvous has completed an activation that executed
+    /// sitrep `version` or a newer one. Returns `false` if its driver stops
+    /// first. Unbounded: the caller bounds the wait.
+    pub async fn wait_until_executed(&self, version: SitrepVersion) -> bool {
+        let mut executed = self.executed.clone();
+        executed.wait_for(|last| *last >= Some(version)).await.is_ok()
     }
 
     /// Activates its loader, then its rendezvous, each time waiting for the
@@ -350,7 +393,7 @@ mod tests {
             statements: 1,
             outcome: String::new(),
             errors: if stale { vec![] } else { vec!["boom".into()] },
-            sweep: SweepStatus::default(),
+            sweep: SweepStatus { hard_deleted: created + 1, ..SweepStatus::default() },
         }
     }
 
@@ -360,7 +403,10 @@ mod tests {
         let rendezvous = FmRendezvousStatus {
             time_started: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap(),
             duration_usec: 1,
-            sitrep: None,
+            sitrep: Some(SitrepRef {
+                version: SitrepVersion::try_new(3).unwrap(),
+                sitrep_id: SitrepUuid::new_v4(),
+            }),
             outcome: String::new(),
             alert: Some(type_status(ResourceType::Alert, 2, true)),
             support_bundle: Some(type_status(ResourceType::SupportBundle, 1, false)),
@@ -373,6 +419,8 @@ mod tests {
         assert_eq!((tally.alerts_created, tally.bundles_created), (2, 1));
         assert_eq!(tally.already_existed, 2);
         assert_eq!(tally.stale_reports, 1);
+        assert_eq!(tally.tombstones_hard_deleted, 5);
+        assert_eq!(tally.last_executed, Some(SitrepVersion::try_new(3).unwrap()));
         assert_eq!(tally.errors.len(), 3, "{:?}", tally.errors);
         assert_eq!(tally.errors[0], "fm_rendezvous (support bundles): boom");
         assert!(tally.errors[1].starts_with("fm_rendezvous: its status does not decode"));

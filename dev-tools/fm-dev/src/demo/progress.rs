@@ -32,17 +32,24 @@ pub(super) struct LiveCounts {
     pub stale_reports: u64,
     pub errors: u64,
     pub races_lost: u64,
+    pub operator_deletions: usize,
+    pub tombstones_hard_deleted: u64,
 }
 
 impl LiveCounts {
     /// The counts so far.
-    pub fn of(executors: &[DemoExecutor], races_lost: u64) -> LiveCounts {
-        let mut counts = LiveCounts { races_lost, ..LiveCounts::default() };
+    pub fn of(
+        executors: &[DemoExecutor],
+        races_lost: u64,
+        operator_deletions: usize,
+    ) -> LiveCounts {
+        let mut counts = LiveCounts { races_lost, operator_deletions, ..LiveCounts::default() };
         for executor in executors {
             let tally = executor.tally();
             counts.alerts_created += tally.alerts_created;
             counts.bundles_created += tally.bundles_created;
             counts.stale_reports += tally.stale_reports;
+            counts.tombstones_hard_deleted += tally.tombstones_hard_deleted;
             counts.errors += tally.errors.len() as u64;
         }
         counts
@@ -53,6 +60,12 @@ impl LiveCounts {
             "created {} alerts, {} bundles; {} stale reports",
             self.alerts_created, self.bundles_created, self.stale_reports
         );
+        if self.operator_deletions > 0 || self.tombstones_hard_deleted > 0 {
+            text.push_str(&format!(
+                "; {} deleted by an operator, {} tombstones hard-deleted",
+                self.operator_deletions, self.tombstones_hard_deleted
+            ));
+        }
         if self.races_lost > 0 {
             text.push_str(&format!("; {} publish races lost", self.races_lost));
         }
@@ -148,13 +161,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_message_names_races_and_errors_only_when_there_are_some() {
+    fn the_message_names_deletions_races_and_errors_only_when_there_are_some() {
         let mut counts = LiveCounts {
             alerts_created: 12,
             bundles_created: 3,
             stale_reports: 4,
             errors: 0,
             races_lost: 0,
+            operator_deletions: 0,
+            tombstones_hard_deleted: 0,
         };
         assert_eq!(counts.message(), "created 12 alerts, 3 bundles; 4 stale reports");
         counts.races_lost = 1;
@@ -162,6 +177,12 @@ mod tests {
         assert_eq!(
             counts.message(),
             "created 12 alerts, 3 bundles; 4 stale reports; 1 publish races lost; 2 ERRORS"
+        );
+        counts.operator_deletions = 5;
+        assert_eq!(
+            counts.message(),
+            "created 12 alerts, 3 bundles; 4 stale reports; 5 deleted by an operator, 0 \
+             tombstones hard-deleted; 1 publish races lost; 2 ERRORS"
         );
     }
 }

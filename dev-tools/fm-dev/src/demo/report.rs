@@ -3,7 +3,7 @@
 
 use super::operator::DeletedResource;
 use super::verify::Verification;
-use nexus_fm_types::ExecutorUuid;
+use nexus_fm_types::{ExecutorUuid, ResourceType};
 use std::fmt;
 use std::time::Duration;
 use tabled::builder::Builder;
@@ -42,6 +42,8 @@ pub struct ExecutorSummary {
     pub stale_reports: u64,
     /// Sitreps its pruner removed.
     pub sitreps_pruned: u64,
+    /// Tombstones its sweeps hard-deleted (both types).
+    pub tombstones_hard_deleted: u64,
     /// Every error its activations reported.
     pub errors: Vec<String>,
 }
@@ -82,6 +84,8 @@ pub struct DemoReport {
     pub keep_sitreps: u32,
     /// Resources an operator deleted during the demo.
     pub operator_deletions: Vec<DeletedResource>,
+    /// Most resources the operator deleted after one publish (0: none).
+    pub deletions_per_sitrep: usize,
     /// Rows of the resources the analysis ever requested.
     pub rows: ResourceRows,
     /// The checks made on the database at the end.
@@ -109,6 +113,8 @@ struct ExecutorRow {
     deleted_not_recreated: u64,
     #[tabled(rename = "stale\nreports")]
     stale_reports: u64,
+    #[tabled(rename = "tombstones\nhard-deleted")]
+    tombstones_hard_deleted: u64,
     errors: usize,
 }
 
@@ -126,6 +132,7 @@ impl ExecutorRow {
             already_existed: e.already_existed,
             deleted_not_recreated: e.deleted_not_recreated,
             stale_reports: e.stale_reports,
+            tombstones_hard_deleted: e.tombstones_hard_deleted,
             errors: e.errors.len(),
         }
     }
@@ -146,6 +153,7 @@ impl ExecutorRow {
             already_existed: sum(|e| e.already_existed),
             deleted_not_recreated: sum(|e| e.deleted_not_recreated),
             stale_reports: sum(|e| e.stale_reports),
+            tombstones_hard_deleted: sum(|e| e.tombstones_hard_deleted),
             errors: executors.iter().map(|e| e.errors.len()).sum(),
         }
     }
@@ -205,15 +213,30 @@ impl DemoReport {
                 rows.support_bundles_requested
             ),
         ]);
-        builder.push_record([
-            "operator deletions",
-            &format!(
-                "{} (none until the datastore has a delete API)",
-                self.operator_deletions.len()
-            ),
-        ]);
+        builder.push_record(["operator deletions", &self.deletions_line()]);
         builder.push_record(["wall time", &format!("{:.1} s", self.elapsed.as_secs_f64())]);
         builder.build().with(Style::sharp()).to_string()
+    }
+}
+
+impl DemoReport {
+    /// The "operator deletions" line of the totals.
+    fn deletions_line(&self) -> String {
+        if self.deletions_per_sitrep == 0 {
+            return "none (disabled)".to_string();
+        }
+        let alerts =
+            self.operator_deletions.iter().filter(|d| d.resource == ResourceType::Alert).count();
+        let bundles = self.operator_deletions.len() - alerts;
+        let v = &self.verification;
+        format!(
+            "{} ({alerts} alerts, {bundles} support bundles; up to {} after each publish): {} \
+             hard-deleted by a sweep, {} still tombstones",
+            self.operator_deletions.len(),
+            self.deletions_per_sitrep,
+            v.operator_deleted_swept,
+            v.operator_deleted_retained,
+        )
     }
 }
 
