@@ -96,6 +96,8 @@ pub fn executor_id_in(data_dir: &Path) -> anyhow::Result<(ExecutorUuid, bool)> {
 
 /// A started `fmd`: its database (embedded or not), datastore and identity.
 pub struct Fmd {
+    /// The caller's logger; the driver adds the executor id itself.
+    root_log: slog::Logger,
     log: slog::Logger,
     config: FmdConfig,
     executor_id: ExecutorUuid,
@@ -116,6 +118,7 @@ impl Fmd {
             Some(id) => (id, false),
             None => executor_id_in(&config.data_dir)?,
         };
+        let root_log = log;
         let log = log.new(slog::o!("executor_id" => executor_id.to_string()));
         slog::info!(log, "fmd starting"; "new_executor_id" => new,
             "data_dir" => %config.data_dir.display());
@@ -137,7 +140,7 @@ impl Fmd {
         let datastore = DataStore::new(&log, &url, PoolConfig::default())
             .await
             .context("opening the database")?;
-        Ok(Fmd { log, config, executor_id, url, datastore, embedded })
+        Ok(Fmd { root_log: root_log.clone(), log, config, executor_id, url, datastore, embedded })
     }
 
     /// The executor id.
@@ -156,7 +159,8 @@ impl Fmd {
     }
 
     fn driver(&self) -> Driver {
-        let mut driver = Driver::new(&self.log, self.executor_id, Arc::new(self.datastore.clone()));
+        let mut driver =
+            Driver::new(&self.root_log, self.executor_id, Arc::new(self.datastore.clone()));
         let loader = match self.config.pinned_sitrep {
             Some(id) => FmSitrepLoader::pinned(self.datastore.clone(), id),
             None => FmSitrepLoader::new(self.datastore.clone(), self.url.clone()),

@@ -239,7 +239,7 @@ fn logger(level: slog::Level) -> (Logger, slog_async::AsyncGuard) {
     let drain = slog_term::FullFormat::new(decorator).build().fuse();
     let drain = drain.filter_level(level).fuse();
     let (drain, guard) = slog_async::Async::new(drain).build_with_guard();
-    (Logger::root(drain.fuse(), slog::o!("component" => "fm-dev")), guard)
+    (Logger::root(drain.fuse(), slog::o!("name" => "fm-dev")), guard)
 }
 
 /// `fm-dev demo`: runs the demo, prints its summary, and exits 1 if the

@@ -111,7 +111,7 @@ fn logger(format: LogFormat, level: LogLevel) -> (slog::Logger, slog_async::Asyn
     };
     let drain = drain.filter_level(level).fuse();
     let (drain, guard) = slog_async::Async::new(drain).build_with_guard();
-    (slog::Logger::root(drain.fuse(), slog::o!("component" => "fmd")), guard)
+    (slog::Logger::root(drain.fuse(), slog::o!("name" => "fmd")), guard)
 }
 
 fn period(what: &str, secs: f64) -> anyhow::Result<Duration> {
