@@ -165,3 +165,16 @@ impl<T> DieselResultExt<T> for Result<T, diesel::result::Error> {
         self.map_err(|e| Error::database(context, e))
     }
 }
+
+/// An error with its whole cause chain, "outer: inner: innermost", for
+/// statuses, structured log values and messages that must keep the cause.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -608,18 +608,7 @@ impl Drop for RunningDriver {
     }
 }
 
-/// An error with its whole cause chain, "outer: inner: innermost", for
-/// statuses and structured log values.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use fm_db_queries::error::error_chain;
 
 #[cfg(test)]
 mod tests {

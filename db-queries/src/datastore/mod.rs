@@ -144,17 +144,9 @@ async fn is_cockroachdb(conn: &mut AsyncPgConnection) -> Result<bool, Error> {
 /// keeps the whole cause ("error connecting to server: No such file or
 /// directory"), not just its first line.
 pub async fn establish_connection(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
-    let (client, connection) =
-        tokio_postgres::connect(&url, tokio_postgres::NoTls).await.map_err(|e| {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            diesel::ConnectionError::BadConnection(message)
-        })?;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(crate::error::error_chain(&e)))?;
     AsyncPgConnection::try_from_client_and_connection(client, connection).await
 }
 

@@ -480,17 +480,7 @@ async fn shut_down(executors: Vec<DemoExecutor>) -> Vec<ExecutorSummary> {
     summaries
 }
 
-/// An error with its whole cause chain, "outer: inner: innermost".
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+use fm_db_queries::error::error_chain;
 
 /// Completes once the caller's interrupt future has.
 #[derive(Debug)]
