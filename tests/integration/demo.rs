@@ -86,10 +86,10 @@ async fn a_small_demo_converges_deletes_and_sweeps() {
     let lagging: Vec<_> = report.executors.iter().filter(|e| e.lagging).collect();
     assert_eq!(lagging.len(), 1, "{report}");
     assert_eq!(lagging[0].name, "executor 3");
-    assert!(lagging[0].stale_reports >= 1, "{report}");
+    assert!(lagging[0].tally.stale_reports >= 1, "{report}");
     for executor in &report.executors {
-        assert!(executor.errors.is_empty(), "{report}");
-        assert!(executor.rendezvous_activations >= 1, "{report}");
+        assert!(executor.tally.errors.is_empty(), "{report}");
+        assert!(executor.tally.rendezvous_activations >= 1, "{report}");
     }
 
     // The operator deleted resources, each once, and the sweeps
@@ -102,7 +102,7 @@ async fn a_small_demo_converges_deletes_and_sweeps() {
     let v = &report.verification;
     assert_eq!(v.operator_deleted, deletions.len(), "{report}");
     assert!(v.operator_deleted_swept >= 1, "{report}");
-    let hard_deleted: u64 = report.executors.iter().map(|e| e.tombstones_hard_deleted).sum();
+    let hard_deleted: u64 = report.executors.iter().map(|e| e.tally.tombstones_hard_deleted).sum();
     assert_eq!(hard_deleted, v.operator_deleted_swept as u64, "{report}");
     assert_eq!(
         v.operator_deleted_swept + v.operator_deleted_retained,
@@ -137,7 +137,8 @@ async fn a_small_demo_converges_deletes_and_sweeps() {
 
     // Every resource row was created by exactly one executor, and is still
     // there (live or a tombstone) unless a sweep hard-deleted it.
-    let created: u64 = report.executors.iter().map(|e| e.alerts_created + e.bundles_created).sum();
+    let created: u64 =
+        report.executors.iter().map(|e| e.tally.alerts_created + e.tally.bundles_created).sum();
     let rows = &report.rows;
     let still_there = rows.alerts_live
         + rows.alerts_deleted
@@ -179,5 +180,5 @@ async fn a_demo_without_deletions_leaves_every_request_live() {
     assert_eq!((v.alerts.deleted, v.support_bundles.deleted), (0, 0), "{report}");
     assert_eq!(v.alerts.live, v.alerts.requested, "{report}");
     assert_eq!(v.support_bundles.live, v.support_bundles.requested, "{report}");
-    assert!(report.executors.iter().all(|e| e.tombstones_hard_deleted == 0), "{report}");
+    assert!(report.executors.iter().all(|e| e.tally.tombstones_hard_deleted == 0), "{report}");
 }

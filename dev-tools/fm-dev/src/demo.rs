@@ -64,7 +64,7 @@ mod verify;
 
 pub use operator::DeletedResource;
 pub use progress::ProgressMode;
-pub use report::{DemoReport, ExecutorSummary, ResourceRows};
+pub use report::{DemoReport, ExecutorSummary, ResourceRows, Tally};
 pub use verify::{RequestCheck, SitrepShape, Verification};
 
 use anyhow::{Context, bail};
@@ -382,7 +382,7 @@ async fn run_on(
     } else {
         slog::warn!(log, "verification failed"; "details" => verification.details().join("; "));
     }
-    let sitreps_pruned = summaries.iter().map(|s| s.sitreps_pruned).sum();
+    let sitreps_pruned = summaries.iter().map(|s| s.tally.sitreps_pruned).sum();
     Ok(DemoReport {
         seed: config.seed,
         database: description,

@@ -16,7 +16,10 @@
 //! wait until some executor has executed a sitrep
 //! ([`DemoExecutor::wait_until_executed`]).
 
-use super::{DemoConfig, PATIENCE, report::ExecutorSummary};
+use super::{
+    DemoConfig, PATIENCE,
+    report::{ExecutorSummary, Tally},
+};
 use anyhow::{Context, anyhow};
 use fm_db_queries::datastore::PoolConfig;
 use fm_db_queries::datastore::sitrep::prune::RetentionPolicy;
@@ -38,29 +41,6 @@ use tokio::sync::watch;
 
 /// Connections in each executor's pool.
 const POOL_SIZE: u32 = 4;
-
-/// What one executor's activations did, added up.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Tally {
-    pub loader_activations: u64,
-    pub rendezvous_activations: u64,
-    pub pruner_activations: u64,
-    pub alerts_created: u64,
-    pub bundles_created: u64,
-    pub already_existed: u64,
-    pub deleted_not_recreated: u64,
-    /// Rendezvous activations that found their sitrep stale (for at least
-    /// one resource type).
-    pub stale_reports: u64,
-    pub sitreps_pruned: u64,
-    /// Tombstones its sweeps hard-deleted (both types).
-    pub tombstones_hard_deleted: u64,
-    /// The newest sitrep version a rendezvous activation executed.
-    pub last_executed: Option<SitrepVersion>,
-    /// Every error an activation reported, or persisting its status hit,
-    /// with the task's name first.
-    pub errors: Vec<String>,
-}
 
 impl Tally {
     /// Adds up one activation record.
@@ -264,36 +244,12 @@ impl DemoExecutor {
 
     /// What it did so far.
     pub fn summary(&self) -> ExecutorSummary {
-        let Tally {
-            loader_activations,
-            rendezvous_activations,
-            pruner_activations,
-            alerts_created,
-            bundles_created,
-            already_existed,
-            deleted_not_recreated,
-            stale_reports,
-            sitreps_pruned,
-            tombstones_hard_deleted,
-            last_executed: _,
-            errors,
-        } = self.tally();
         ExecutorSummary {
             name: self.name.clone(),
             executor_id: self.id,
             lagging: self.lagging,
             loader: self.loader_mode(),
-            loader_activations,
-            rendezvous_activations,
-            pruner_activations,
-            alerts_created,
-            bundles_created,
-            already_existed,
-            deleted_not_recreated,
-            stale_reports,
-            sitreps_pruned,
-            tombstones_hard_deleted,
-            errors,
+            tally: self.tally(),
         }
     }
 

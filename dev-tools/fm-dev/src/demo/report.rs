@@ -22,6 +22,13 @@ pub struct ExecutorSummary {
     pub lagging: bool,
     /// How its loader learns of new sitreps.
     pub loader: String,
+    /// What its activations did.
+    pub tally: Tally,
+}
+
+/// What one executor's activations did, added up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
     /// Activations of its `fm_sitrep_loader`.
     pub loader_activations: u64,
     /// Activations of its `fm_rendezvous`.
@@ -38,13 +45,17 @@ pub struct ExecutorSummary {
     /// Requests not re-created because an operator had deleted their
     /// resource.
     pub deleted_not_recreated: u64,
-    /// Rendezvous activations that found the sitrep it held stale.
+    /// Rendezvous activations that found their sitrep stale (for at least
+    /// one resource type).
     pub stale_reports: u64,
     /// Sitreps its pruner removed.
     pub sitreps_pruned: u64,
     /// Tombstones its sweeps hard-deleted (both types).
     pub tombstones_hard_deleted: u64,
-    /// Every error its activations reported.
+    /// The newest sitrep version a rendezvous activation executed.
+    pub last_executed: Option<nexus_fm_types::SitrepVersion>,
+    /// Every error an activation reported, or persisting its status hit,
+    /// with the task's name first.
     pub errors: Vec<String>,
 }
 
@@ -125,15 +136,17 @@ impl ExecutorRow {
             loader: e.loader.clone(),
             activations: format!(
                 "{} / {} / {}",
-                e.loader_activations, e.rendezvous_activations, e.pruner_activations
+                e.tally.loader_activations,
+                e.tally.rendezvous_activations,
+                e.tally.pruner_activations
             ),
-            alerts_created: e.alerts_created,
-            bundles_created: e.bundles_created,
-            already_existed: e.already_existed,
-            deleted_not_recreated: e.deleted_not_recreated,
-            stale_reports: e.stale_reports,
-            tombstones_hard_deleted: e.tombstones_hard_deleted,
-            errors: e.errors.len(),
+            alerts_created: e.tally.alerts_created,
+            bundles_created: e.tally.bundles_created,
+            already_existed: e.tally.already_existed,
+            deleted_not_recreated: e.tally.deleted_not_recreated,
+            stale_reports: e.tally.stale_reports,
+            tombstones_hard_deleted: e.tally.tombstones_hard_deleted,
+            errors: e.tally.errors.len(),
         }
     }
 
@@ -144,17 +157,17 @@ impl ExecutorRow {
             loader: String::new(),
             activations: format!(
                 "{} / {} / {}",
-                sum(|e| e.loader_activations),
-                sum(|e| e.rendezvous_activations),
-                sum(|e| e.pruner_activations)
+                sum(|e| e.tally.loader_activations),
+                sum(|e| e.tally.rendezvous_activations),
+                sum(|e| e.tally.pruner_activations)
             ),
-            alerts_created: sum(|e| e.alerts_created),
-            bundles_created: sum(|e| e.bundles_created),
-            already_existed: sum(|e| e.already_existed),
-            deleted_not_recreated: sum(|e| e.deleted_not_recreated),
-            stale_reports: sum(|e| e.stale_reports),
-            tombstones_hard_deleted: sum(|e| e.tombstones_hard_deleted),
-            errors: executors.iter().map(|e| e.errors.len()).sum(),
+            alerts_created: sum(|e| e.tally.alerts_created),
+            bundles_created: sum(|e| e.tally.bundles_created),
+            already_existed: sum(|e| e.tally.already_existed),
+            deleted_not_recreated: sum(|e| e.tally.deleted_not_recreated),
+            stale_reports: sum(|e| e.tally.stale_reports),
+            tombstones_hard_deleted: sum(|e| e.tally.tombstones_hard_deleted),
+            errors: executors.iter().map(|e| e.tally.errors.len()).sum(),
         }
     }
 }

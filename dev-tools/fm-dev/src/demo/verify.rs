@@ -213,7 +213,7 @@ pub(super) async fn verify(
         operator_deleted: deleted_ids.values().map(BTreeSet::len).sum(),
         executor_errors: executors
             .iter()
-            .flat_map(|e| e.errors.iter().map(|error| (e.name.clone(), error.clone())))
+            .flat_map(|e| e.tally.errors.iter().map(|error| (e.name.clone(), error.clone())))
             .collect(),
         ..Verification::default()
     };
