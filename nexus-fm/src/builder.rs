@@ -24,7 +24,7 @@
 //! failed or tombstoned), [`SitrepBuilder::build`] drops the case together
 //! with its requests.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use nexus_fm_types::{
     AlertRequest, AlertUuid, Case, CaseUuid, ExecutorUuid, Generation, GenerationError, Sitrep,
     SitrepMetadata, SitrepUuid, SitrepValidationError, SupportBundleRequest, SupportBundleUuid,
@@ -137,7 +137,7 @@ impl SitrepBuilder {
             creator_id,
             // The database keeps microseconds; truncating here means a
             // sitrep reads back exactly equal to what was built.
-            time_created: Utc::now().trunc_subsecs(6),
+            time_created: nexus_fm_types::time::now(),
             comment: comment.into(),
             cases: BTreeMap::new(),
             alert_requests: BTreeMap::new(),
@@ -485,7 +485,7 @@ mod tests {
     #[test]
     fn first_sitrep() {
         let creator = ExecutorUuid::new_v4();
-        let before = Utc::now().trunc_subsecs(6);
+        let before = nexus_fm_types::time::now();
         let mut b = SitrepBuilder::new(None, creator, "the very first");
         let sitrep_id = b.sitrep_id();
         assert_eq!(b.parent_sitrep_id(), None);

@@ -31,7 +31,6 @@
 //! anything runs), then either [`Driver::start`] it or run every task
 //! exactly once with [`Driver::run_once`] (`fmd --once`).
 
-use chrono::{SubsecRound, Utc};
 use fm_db_queries::{DataStore, OpContext, Role};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -363,7 +362,7 @@ impl TaskContext {
     ) -> TaskActivationRecord {
         // The database keeps microseconds; truncating here makes the
         // in-memory record equal to the persisted one.
-        let time_started = Utc::now().trunc_subsecs(6);
+        let time_started = nexus_fm_types::time::now();
         let clock = Instant::now();
         let report = task.activate(&self.opctx, reasons).await;
         let duration_usec = u64::try_from(clock.elapsed().as_micros()).unwrap_or(u64::MAX);

@@ -26,11 +26,11 @@
 
 use crate::context::{Action, OpContext};
 use crate::datastore::DataStore;
-use crate::datastore::sitrep::read::MAX_PAGE_LIMIT;
+use crate::datastore::page_limit;
 use crate::db_schema::alert;
 use crate::error::Error;
 use crate::transaction::{TransactionError, transaction_retry};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -108,26 +108,6 @@ pub fn provenance_from_columns(
         })),
         _ => Err(BadResourceRow::IncompleteProvenance),
     }
-}
-
-/// Checks a caller's page limit: 1 to [`MAX_PAGE_LIMIT`].
-///
-/// # Errors
-///
-/// [`Error::InvalidArgument`] outside that range.
-pub(crate) fn page_limit(limit: u32) -> Result<i64, Error> {
-    if limit == 0 || limit > MAX_PAGE_LIMIT {
-        return Err(Error::InvalidArgument(format!(
-            "page limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}"
-        )));
-    }
-    Ok(i64::from(limit))
-}
-
-/// The current time at the database's precision (microseconds), so that a
-/// value returned to the caller equals the value stored.
-pub(crate) fn now_at_db_precision() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }
 
 /// A transaction's "the row changed under us" abort. Serializable execution
@@ -426,7 +406,7 @@ impl DataStore {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a limit outside 1 to
-    /// [`MAX_PAGE_LIMIT`]; a database error.
+    /// [`crate::datastore::MAX_PAGE_LIMIT`]; a database error.
     pub async fn alert_list(
         &self,
         opctx: &OpContext,
@@ -449,7 +429,7 @@ impl DataStore {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a limit outside 1 to
-    /// [`MAX_PAGE_LIMIT`]; a database error.
+    /// [`crate::datastore::MAX_PAGE_LIMIT`]; a database error.
     pub async fn alert_list_by_case(
         &self,
         opctx: &OpContext,
@@ -477,7 +457,7 @@ impl DataStore {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a limit outside 1 to
-    /// [`MAX_PAGE_LIMIT`]; a database error.
+    /// [`crate::datastore::MAX_PAGE_LIMIT`]; a database error.
     pub async fn alert_dispatch_queue(
         &self,
         opctx: &OpContext,
@@ -521,7 +501,7 @@ impl DataStore {
                 if let Some(at) = row.time_dispatched {
                     return Ok(MarkDispatched::AlreadyDispatched(at));
                 }
-                let at = now_at_db_precision();
+                let at = nexus_fm_types::time::now();
                 let changed =
                     alert_mark_dispatched_query(id.into_untyped(), at).execute(conn).await?;
                 if changed != 1 {
@@ -553,7 +533,7 @@ impl DataStore {
                     return Err(TransactionError::Abort(alert_not_found(id)));
                 };
                 let (outcome, changed) = if row.fm_case_id.is_some() {
-                    let at = now_at_db_precision();
+                    let at = nexus_fm_types::time::now();
                     let n = alert_tombstone_query(id.into_untyped(), at).execute(conn).await?;
                     (Deleted::Tombstoned, n)
                 } else {
@@ -598,25 +578,17 @@ mod tests {
     }
 
     #[test]
-    fn page_limits_are_checked() {
-        assert!(matches!(page_limit(0), Err(Error::InvalidArgument(_))));
-        assert!(matches!(page_limit(MAX_PAGE_LIMIT + 1), Err(Error::InvalidArgument(_))));
-        assert_eq!(page_limit(1).unwrap(), 1);
-        assert_eq!(page_limit(MAX_PAGE_LIMIT).unwrap(), i64::from(MAX_PAGE_LIMIT));
-    }
-
-    #[test]
     fn a_tombstone_never_leaves_a_live_reader() {
         let row = AlertRow {
             id: Uuid::new_v4(),
             class: "c".into(),
             payload: serde_json::json!({}),
-            time_created: now_at_db_precision(),
+            time_created: nexus_fm_types::time::now(),
             time_dispatched: None,
             fm_case_id: None,
             fm_sitrep_id: None,
             fm_generation: None,
-            time_deleted: Some(now_at_db_precision()),
+            time_deleted: Some(nexus_fm_types::time::now()),
         };
         assert!(matches!(live_alert(row.clone()), Err(Error::BadData { .. })));
         let live = AlertRow { time_deleted: None, ..row };

@@ -2,7 +2,7 @@
 //! and task, so that the debug CLI can show what every executor last did.
 
 use crate::context::{Action, OpContext};
-use crate::datastore::DataStore;
+use crate::datastore::{DataStore, page_limit};
 use crate::db_schema::fm_executor_task_status as status;
 use crate::error::Error;
 use crate::transaction::transaction_retry;
@@ -146,20 +146,19 @@ impl DataStore {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a limit of 0, or a database error.
+    /// [`Error::InvalidArgument`] for a limit outside 1 to
+    /// [`crate::datastore::MAX_PAGE_LIMIT`], or a database error.
     pub async fn executor_task_status_list(
         &self,
         opctx: &OpContext,
         after: Option<(ExecutorUuid, String)>,
         limit: u32,
     ) -> Result<Vec<TaskActivationRecord>, Error> {
-        if limit == 0 {
-            return Err(Error::InvalidArgument("page limit must be at least 1".into()));
-        }
+        let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
         let (executor, task) =
             after.map_or((Uuid::nil(), String::new()), |(e, t)| (e.into_untyped(), t));
-        let rows = task_status_page_query(executor, task, i64::from(limit))
+        let rows = task_status_page_query(executor, task, limit)
             .load(&mut conn)
             .await
             .map_err(|e| Error::database("listing task statuses", e))?;
@@ -170,15 +169,17 @@ impl DataStore {
     ///
     /// # Errors
     ///
-    /// A database error.
+    /// [`Error::InvalidArgument`] for a limit outside 1 to
+    /// [`crate::datastore::MAX_PAGE_LIMIT`], or a database error.
     pub async fn executor_task_status_of(
         &self,
         opctx: &OpContext,
         executor: ExecutorUuid,
         limit: u32,
     ) -> Result<Vec<TaskActivationRecord>, Error> {
+        let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let rows = task_status_of_executor_query(executor.into_untyped(), i64::from(limit))
+        let rows = task_status_of_executor_query(executor.into_untyped(), limit)
             .load(&mut conn)
             .await
             .map_err(|e| Error::database(format_args!("listing task statuses of {executor}"), e))?;

@@ -14,6 +14,24 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Most rows one page of any datastore listing may ask for.
+pub const MAX_PAGE_LIMIT: u32 = 10_000;
+
+/// Checks a caller's page limit: 1 to [`MAX_PAGE_LIMIT`]. Every paginated
+/// entry point goes through it, so no caller can ask for an unbounded read.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] outside that range.
+pub fn page_limit(limit: u32) -> Result<i64, Error> {
+    if limit == 0 || limit > MAX_PAGE_LIMIT {
+        return Err(Error::InvalidArgument(format!(
+            "page limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}"
+        )));
+    }
+    Ok(i64::from(limit))
+}
+
 /// The pool type.
 pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 
@@ -148,6 +166,19 @@ pub async fn establish_connection(url: String) -> diesel::ConnectionResult<Async
         .await
         .map_err(|e| diesel::ConnectionError::BadConnection(crate::error::error_chain(&e)))?;
     AsyncPgConnection::try_from_client_and_connection(client, connection).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_limits_are_checked() {
+        assert!(matches!(page_limit(0), Err(Error::InvalidArgument(_))));
+        assert!(matches!(page_limit(MAX_PAGE_LIMIT + 1), Err(Error::InvalidArgument(_))));
+        assert_eq!(page_limit(1).unwrap(), 1);
+        assert_eq!(page_limit(MAX_PAGE_LIMIT).unwrap(), i64::from(MAX_PAGE_LIMIT));
+    }
 }
 
 /// Logs the pool's connection failures and remembers the last one.

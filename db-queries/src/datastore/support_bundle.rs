@@ -20,11 +20,9 @@
 
 pub use super::alert::{BadResourceRow, Deleted, FmProvenance, IncludingDeleted};
 
-use super::alert::{
-    now_at_db_precision, page_limit, provenance_from_columns, unexpected_row_count,
-};
+use super::alert::{provenance_from_columns, unexpected_row_count};
 use crate::context::{Action, OpContext};
-use crate::datastore::DataStore;
+use crate::datastore::{DataStore, page_limit};
 use crate::db_schema::support_bundle;
 use crate::error::Error;
 use crate::transaction::{TransactionError, transaction_retry};
@@ -403,7 +401,7 @@ impl DataStore {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a limit outside 1 to
-    /// [`super::sitrep::read::MAX_PAGE_LIMIT`]; a database error.
+    /// [`super::MAX_PAGE_LIMIT`]; a database error.
     pub async fn support_bundle_list(
         &self,
         opctx: &OpContext,
@@ -426,7 +424,7 @@ impl DataStore {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a limit outside 1 to
-    /// [`super::sitrep::read::MAX_PAGE_LIMIT`]; a database error.
+    /// [`super::MAX_PAGE_LIMIT`]; a database error.
     pub async fn support_bundle_list_by_executor(
         &self,
         opctx: &OpContext,
@@ -455,7 +453,7 @@ impl DataStore {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a limit outside 1 to
-    /// [`super::sitrep::read::MAX_PAGE_LIMIT`]; a database error.
+    /// [`super::MAX_PAGE_LIMIT`]; a database error.
     pub async fn support_bundle_list_by_case(
         &self,
         opctx: &OpContext,
@@ -623,7 +621,7 @@ impl DataStore {
                     return Err(TransactionError::Abort(bundle_not_found(id)));
                 };
                 let (outcome, changed) = if row.fm_case_id.is_some() {
-                    let at = now_at_db_precision();
+                    let at = nexus_fm_types::time::now();
                     let n =
                         support_bundle_tombstone_query(id.into_untyped(), at).execute(conn).await?;
                     (Deleted::Tombstoned, n)

@@ -26,7 +26,6 @@
 
 use super::fm_sitrep_loader::{LoadedSitrep, LoadedSitrepReceiver};
 use crate::driver::{ActivationOutcome, BackgroundTask, TaskReport, WakeSource, error_chain};
-use chrono::{SubsecRound, Utc};
 use fm_db_queries::datastore::rendezvous::{CreateCounts, CreateOutcome};
 use fm_db_queries::{DataStore, OpContext};
 use futures::future::BoxFuture;
@@ -136,7 +135,7 @@ impl FmRendezvous {
 
     /// One activation; see the module documentation.
     async fn execute(&mut self, opctx: &OpContext) -> FmRendezvousStatus {
-        let time_started = Utc::now().trunc_subsecs(6);
+        let time_started = nexus_fm_types::time::now();
         let clock = Instant::now();
         // Mark the value seen: a later publish wakes this task again.
         let loaded = self.sitrep.borrow_and_update().clone();

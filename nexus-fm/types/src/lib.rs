@@ -8,6 +8,7 @@ pub mod generation;
 pub mod ids;
 pub mod sitrep;
 pub mod task;
+pub mod time;
 
 pub use generation::{Generation, GenerationError};
 pub use ids::{AlertUuid, CaseUuid, ExecutorUuid, SitrepUuid, SupportBundleUuid};

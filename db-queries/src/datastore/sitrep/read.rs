@@ -12,7 +12,7 @@ use super::{
     sitrep_metadata_query, support_bundle_request_id_page_query, support_bundle_request_page_query,
 };
 use crate::context::{Action, OpContext};
-use crate::datastore::DataStore;
+use crate::datastore::{DataStore, page_limit};
 use crate::db_schema::fm_sitrep_history;
 use crate::error::Error;
 use crate::model::{BadRow, SitrepHistoryRow};
@@ -27,9 +27,6 @@ use nexus_fm_types::{
     SupportBundleRequest,
 };
 use uuid::Uuid;
-
-/// Most history entries or request ids one page may ask for.
-pub const MAX_PAGE_LIMIT: u32 = 10_000;
 
 /// Which way a history page runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +135,7 @@ impl DataStore {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a limit of 0 or above
-    /// [`MAX_PAGE_LIMIT`].
+    /// [`crate::datastore::MAX_PAGE_LIMIT`].
     pub async fn sitrep_history_list(
         &self,
         opctx: &OpContext,
@@ -146,7 +143,7 @@ impl DataStore {
         direction: Direction,
         limit: u32,
     ) -> Result<Vec<SitrepHistoryEntry>, Error> {
-        let limit = check_limit(limit)?;
+        let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
         let rows = match direction {
             Direction::Ascending => {
@@ -168,7 +165,7 @@ impl DataStore {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for a limit of 0 or above
-    /// [`MAX_PAGE_LIMIT`].
+    /// [`crate::datastore::MAX_PAGE_LIMIT`].
     pub async fn sitrep_request_ids(
         &self,
         opctx: &OpContext,
@@ -177,7 +174,7 @@ impl DataStore {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Uuid>, Error> {
-        let limit = check_limit(limit)?;
+        let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
         let (id, after) = (sitrep_id.into_untyped(), after.unwrap_or(Uuid::nil()));
         match resource {
@@ -190,15 +187,6 @@ impl DataStore {
         }
         .map_err(|e| Error::database(format_args!("listing {resource} requests of {sitrep_id}"), e))
     }
-}
-
-fn check_limit(limit: u32) -> Result<i64, Error> {
-    if limit == 0 || limit > MAX_PAGE_LIMIT {
-        return Err(Error::InvalidArgument(format!(
-            "page limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}"
-        )));
-    }
-    Ok(i64::from(limit))
 }
 
 /// One page of the history, oldest first, with versions above `after`.
