@@ -19,6 +19,13 @@ use crate::datastore::executor_status::{
 use crate::datastore::rendezvous::{
     alert_rows_of_query, guarded_create_sample, support_bundle_rows_of_query,
 };
+use crate::datastore::rendezvous::{plain_alert_insert_query, plain_support_bundle_insert_query};
+use crate::datastore::server_version_query;
+use crate::datastore::sitrep::insert::{
+    alert_request_rows_insert_query, case_rows_insert_query, history_insert_query,
+    sitrep_row_insert_query, support_bundle_request_rows_insert_query,
+};
+use crate::datastore::sitrep::prune::archive_insert_query;
 use crate::datastore::sitrep::prune::{
     alert_request_delete_query, archive_delete_query, archive_entry_query,
     archive_nth_newest_version_query, archive_page_at_or_below_query, case_delete_query,
@@ -42,8 +49,15 @@ use crate::datastore::support_bundle::{
 };
 use crate::datastore::sweep::sweep_page_sample;
 use crate::error::Error;
-use crate::explain::explain_plan;
-use crate::migration::{db_metadata_exists_query, schema_version_query};
+use crate::explain::explain_shared;
+use crate::migration::{
+    db_metadata_exists_query, first_version_insert_query, schema_version_query,
+    target_version_update_query, version_update_query,
+};
+use crate::model::{
+    AlertRequestRow, CaseRow, SitrepArchiveRow, SitrepHistoryRow, SitrepRow,
+    SupportBundleRequestRow,
+};
 use diesel::pg::Pg;
 use diesel_async::AsyncPgConnection;
 use nexus_fm_types::ResourceType;
@@ -96,14 +110,14 @@ const SAMPLE_ID: Uuid = Uuid::from_u128(0x1d00_0000_0000_4000_8000_0000_0000_000
 
 macro_rules! entry {
     ($name:literal, $query:expr) => {{
-        let query = $query;
+        let query = std::sync::Arc::new($query);
         CatalogueEntry {
             name: $name,
-            sql: diesel::debug_query::<Pg, _>(&query).to_string(),
+            sql: diesel::debug_query::<Pg, _>(query.as_ref()).to_string(),
             expected_indexes: expected_indexes($name),
             explain: Box::new(move |conn, log| {
-                let query = query.clone();
-                Box::pin(async move { explain_plan(conn, log, query).await })
+                let query = std::sync::Arc::clone(&query);
+                Box::pin(async move { explain_shared(conn, log, query).await })
             }),
         }
     }};
@@ -118,6 +132,19 @@ macro_rules! entry {
 pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("db_metadata_exists", &[]),
     ("schema_version", &["db_metadata_pkey"]),
+    ("schema_target_version_update", &["db_metadata_pkey"]),
+    ("schema_first_version_insert", &["db_metadata_pkey"]),
+    ("schema_version_update", &["db_metadata_pkey"]),
+    // Inserts without a conflict target plan as a plain insert: no index.
+    ("server_version", &[]),
+    ("sitrep_insert_sitrep_row", &[]),
+    ("sitrep_insert_cases", &[]),
+    ("sitrep_insert_alert_requests", &[]),
+    ("sitrep_insert_support_bundle_requests", &[]),
+    ("sitrep_insert_history_entry", &["fm_sitrep_history_pkey"]),
+    ("sitrep_archive_insert", &[]),
+    ("resource_create_alert", &[]),
+    ("resource_create_support_bundle", &[]),
     ("sitrep_current_history_entry", &["fm_sitrep_history_pkey"]),
     ("sitrep_history_entry_by_sitrep", &["fm_sitrep_history_sitrep_id_key"]),
     ("sitrep_metadata", &["fm_sitrep_pkey"]),
@@ -204,19 +231,64 @@ fn expected_indexes(name: &str) -> &'static [&'static str] {
     EXPECTED_INDEXES.iter().find(|(n, _)| *n == name).map_or(&[], |(_, indexes)| *indexes)
 }
 
+fn sample_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time")
+}
+
+fn sample_sitrep_row() -> SitrepRow {
+    SitrepRow {
+        id: SAMPLE_SITREP,
+        parent_sitrep_id: None,
+        creator_id: SAMPLE_ID,
+        time_created: sample_time(),
+        comment: "sample".into(),
+        alert_generation: 1,
+        support_bundle_generation: 1,
+    }
+}
+
+fn sample_case_row() -> CaseRow {
+    CaseRow {
+        sitrep_id: SAMPLE_SITREP,
+        id: SAMPLE_ID,
+        diagnosis_engine: "engine".into(),
+        opened_sitrep_id: SAMPLE_SITREP,
+        closed_sitrep_id: None,
+        comment: String::new(),
+    }
+}
+
+fn sample_alert_request_row() -> AlertRequestRow {
+    AlertRequestRow {
+        sitrep_id: SAMPLE_SITREP,
+        id: SAMPLE_ID,
+        case_id: SAMPLE_ID,
+        requested_sitrep_id: SAMPLE_SITREP,
+        class: "class".into(),
+        payload: serde_json::json!({}),
+    }
+}
+
+fn sample_support_bundle_request_row() -> SupportBundleRequestRow {
+    SupportBundleRequestRow {
+        sitrep_id: SAMPLE_SITREP,
+        id: SAMPLE_ID,
+        case_id: SAMPLE_ID,
+        requested_sitrep_id: SAMPLE_SITREP,
+        reason: "reason".into(),
+        data_selection: serde_json::json!({}),
+    }
+}
+
 fn sample_task_status() -> TaskStatusRow {
     TaskStatusRow {
         executor_id: SAMPLE_ID,
         task_name: "fm_rendezvous".into(),
         iteration: 1,
-        time_started: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time"),
+        time_started: sample_time(),
         duration_usec: 1500,
         status: serde_json::json!({}),
     }
-}
-
-fn sample_time() -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time")
 }
 
 /// Every production query, with sample parameters.
@@ -226,6 +298,10 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         // Schema version (migration.rs).
         entry!("db_metadata_exists", db_metadata_exists_query()),
         entry!("schema_version", schema_version_query()),
+        entry!("schema_target_version_update", target_version_update_query(3)),
+        entry!("schema_first_version_insert", first_version_insert_query(sample_time())),
+        entry!("schema_version_update", version_update_query(3, sample_time())),
+        entry!("server_version", server_version_query()),
         // Sitrep history and metadata (datastore/sitrep).
         entry!("sitrep_current_history_entry", current_history_entry_query()),
         entry!("sitrep_history_entry_by_sitrep", history_entry_by_sitrep_query(SAMPLE_SITREP)),
@@ -247,6 +323,25 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
             "sitrep_support_bundle_request_id_page",
             support_bundle_request_id_page_query(SAMPLE_SITREP, SAMPLE_ID, 1000)
         ),
+        // Publishing: the writes.
+        entry!("sitrep_insert_sitrep_row", sitrep_row_insert_query(sample_sitrep_row())),
+        entry!("sitrep_insert_cases", case_rows_insert_query(vec![sample_case_row(); 2])),
+        entry!(
+            "sitrep_insert_alert_requests",
+            alert_request_rows_insert_query(vec![sample_alert_request_row(); 2])
+        ),
+        entry!(
+            "sitrep_insert_support_bundle_requests",
+            support_bundle_request_rows_insert_query(vec![sample_support_bundle_request_row(); 2])
+        ),
+        entry!(
+            "sitrep_insert_history_entry",
+            history_insert_query(SitrepHistoryRow {
+                version: 7,
+                sitrep_id: SAMPLE_SITREP,
+                time_made_current: sample_time(),
+            })
+        ),
         // Publishing: the fresh-id checks.
         entry!("sitrep_insert_alert_any_of", alert_any_of_query(ids.clone())),
         entry!("sitrep_insert_support_bundle_any_of", support_bundle_any_of_query(ids.clone())),
@@ -266,6 +361,16 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
             support_bundle_request_delete_query(SAMPLE_SITREP)
         ),
         entry!("sitrep_prune_delete_history_entry", history_delete_query(11)),
+        entry!(
+            "sitrep_archive_insert",
+            archive_insert_query(SitrepArchiveRow {
+                sitrep_id: SAMPLE_SITREP,
+                version: 7,
+                time_made_current: sample_time(),
+                time_archived: sample_time(),
+                sitrep: serde_json::json!({}),
+            })
+        ),
         entry!("sitrep_archive_entry", archive_entry_query(SAMPLE_SITREP)),
         entry!("sitrep_archive_nth_newest_version", archive_nth_newest_version_query(1000)),
         entry!("sitrep_archive_page_at_or_below", archive_page_at_or_below_query(40)),
@@ -281,6 +386,24 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!(
             "rendezvous_guarded_create_support_bundle",
             guarded_create_sample(ResourceType::SupportBundle)
+        ),
+        entry!(
+            "resource_create_alert",
+            plain_alert_insert_query(
+                nexus_fm_types::AlertUuid::from_untyped(SAMPLE_ID),
+                "class".into(),
+                serde_json::json!({}),
+                sample_time()
+            )
+        ),
+        entry!(
+            "resource_create_support_bundle",
+            plain_support_bundle_insert_query(
+                nexus_fm_types::SupportBundleUuid::from_untyped(SAMPLE_ID),
+                "reason".into(),
+                serde_json::json!({}),
+                sample_time()
+            )
         ),
         entry!("rendezvous_alert_rows_of", alert_rows_of_query(ids.clone())),
         entry!("rendezvous_support_bundle_rows_of", support_bundle_rows_of_query(ids.clone())),

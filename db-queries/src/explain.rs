@@ -13,15 +13,26 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use std::fmt;
+use std::sync::Arc;
 
 /// `EXPLAIN <query>`: a query whose rows are the plan's lines.
-#[derive(Clone, Debug)]
-pub struct Explain<Q>(pub Q);
+///
+/// It shares the query, so it can be rebuilt for every attempt of a retried
+/// transaction without the query being `Clone` (diesel's batch inserts are
+/// not).
+#[derive(Debug)]
+pub struct Explain<Q>(pub Arc<Q>);
+
+impl<Q> Clone for Explain<Q> {
+    fn clone(&self) -> Self {
+        Explain(Arc::clone(&self.0))
+    }
+}
 
 impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Explain<Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
         out.push_sql("EXPLAIN ");
-        self.0.walk_ast(out.reborrow())
+        self.0.as_ref().walk_ast(out.reborrow())
     }
 }
 
@@ -49,10 +60,27 @@ pub async fn explain_plan<Q>(
     query: Q,
 ) -> Result<String, Error>
 where
-    Q: QueryFragment<Pg> + Clone + Send + Sync + 'static,
+    Q: QueryFragment<Pg> + Send + Sync + 'static,
+{
+    explain_shared(conn, log, Arc::new(query)).await
+}
+
+/// [`explain_plan`] of a query already shared (the catalogue plans each of
+/// its queries many times).
+///
+/// # Errors
+///
+/// A database error, for example when the query does not plan.
+pub async fn explain_shared<Q>(
+    conn: &mut AsyncPgConnection,
+    log: &slog::Logger,
+    query: Arc<Q>,
+) -> Result<String, Error>
+where
+    Q: QueryFragment<Pg> + Send + Sync + 'static,
 {
     let plan = transaction_retry(conn, log, "explain_plan", |conn| {
-        let query = Explain(query.clone());
+        let query = Explain(Arc::clone(&query));
         Box::pin(async move {
             diesel::sql_query("SET LOCAL enable_seqscan = off").execute(conn).await?;
             let lines: Vec<String> = query.load(conn).await?;

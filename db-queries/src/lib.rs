@@ -27,3 +27,23 @@ pub mod transaction;
 pub use context::{Action, OpContext, Role};
 pub use datastore::DataStore;
 pub use error::Error;
+
+/// What a `*_query` function that builds a write statement returns: a
+/// statement that can be executed and, for the EXPLAIN audit, planned.
+pub trait WriteQuery:
+    diesel::query_builder::QueryFragment<diesel::pg::Pg>
+    + diesel::query_builder::QueryId
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> WriteQuery for T where
+    T: diesel::query_builder::QueryFragment<diesel::pg::Pg>
+        + diesel::query_builder::QueryId
+        + Send
+        + Sync
+        + 'static
+{
+}

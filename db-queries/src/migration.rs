@@ -145,9 +145,7 @@ pub async fn apply_migrations(
             "version" => migration.version, "name" => migration.name,
             "steps" => migration.steps.len());
         if migration.version > 1 {
-            diesel::update(db_metadata::table)
-                .filter(db_metadata::version.eq(version - 1))
-                .set(db_metadata::target_version.eq(Some(version)))
+            target_version_update_query(version)
                 .execute(conn)
                 .await
                 .context(format_args!("recording target version {version}"))?;
@@ -173,34 +171,57 @@ pub async fn apply_migrations(
 }
 
 async fn record_version(conn: &mut AsyncPgConnection, version: i64) -> Result<(), Error> {
-    let now = chrono::Utc::now();
+    let now = nexus_fm_types::time::now();
     if version == 1 {
-        diesel::insert_into(db_metadata::table)
-            .values((
-                db_metadata::singleton.eq(true),
-                db_metadata::version.eq(1),
-                db_metadata::target_version.eq(None::<i64>),
-                db_metadata::time_created.eq(now),
-                db_metadata::time_modified.eq(now),
-            ))
-            .on_conflict(db_metadata::singleton)
-            .do_nothing()
+        first_version_insert_query(now)
             .execute(conn)
             .await
             .context("recording schema version 1")?;
     } else {
-        diesel::update(db_metadata::table)
-            .filter(db_metadata::version.eq(version - 1))
-            .set((
-                db_metadata::version.eq(version),
-                db_metadata::target_version.eq(None::<i64>),
-                db_metadata::time_modified.eq(now),
-            ))
+        version_update_query(version, now)
             .execute(conn)
             .await
             .context(format_args!("recording schema version {version}"))?;
     }
     Ok(())
+}
+
+/// Records that a migration to `version` is under way.
+pub fn target_version_update_query(version: i64) -> impl crate::WriteQuery {
+    diesel::update(db_metadata::table)
+        .filter(db_metadata::singleton.eq(true))
+        .filter(db_metadata::version.eq(version - 1))
+        .set(db_metadata::target_version.eq(Some(version)))
+}
+
+/// Writes the schema-version row of version 1 (the first migration creates
+/// the table).
+pub fn first_version_insert_query(now: chrono::DateTime<chrono::Utc>) -> impl crate::WriteQuery {
+    diesel::insert_into(db_metadata::table)
+        .values((
+            db_metadata::singleton.eq(true),
+            db_metadata::version.eq(1),
+            db_metadata::target_version.eq(None::<i64>),
+            db_metadata::time_created.eq(now),
+            db_metadata::time_modified.eq(now),
+        ))
+        .on_conflict(db_metadata::singleton)
+        .do_nothing()
+}
+
+/// Moves the schema-version row from `version - 1` to `version`.
+pub fn version_update_query(
+    version: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> impl crate::WriteQuery {
+    diesel::update(db_metadata::table)
+        .filter(db_metadata::singleton.eq(true))
+        .filter(db_metadata::version.eq(version - 1))
+        .set((
+            db_metadata::version.eq(version),
+            db_metadata::target_version.eq(None::<i64>),
+            db_metadata::time_modified.eq(now),
+        ))
 }
 
 diesel::define_sql_function! {

@@ -143,15 +143,23 @@ impl DataStore {
     }
 }
 
+diesel::define_sql_function! {
+    /// The server's version string.
+    fn version() -> diesel::sql_types::Text;
+}
+
+/// The server's version string (`SELECT version()`).
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn server_version_query() -> _ {
+    let v: version = version();
+    diesel::dsl::select(v)
+}
+
 /// Whether the server is CockroachDB (which accepts the same SQL as the
 /// schema uses but has no LISTEN/NOTIFY).
 async fn is_cockroachdb(conn: &mut AsyncPgConnection) -> Result<bool, Error> {
     use diesel_async::RunQueryDsl;
-    diesel::define_sql_function! {
-        /// The server's version string.
-        fn version() -> diesel::sql_types::Text;
-    }
-    let text: String = diesel::select(version())
+    let text: String = server_version_query()
         .get_result(conn)
         .await
         .map_err(|e| Error::database("reading the server version", e))?;

@@ -265,6 +265,38 @@ pub enum NewResource {
     },
 }
 
+/// Inserts an alert made outside fault management (no provenance).
+pub fn plain_alert_insert_query(
+    id: AlertUuid,
+    class: String,
+    payload: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> impl crate::WriteQuery {
+    diesel::insert_into(alert::table).values((
+        alert::id.eq(id.into_untyped()),
+        alert::class.eq(class),
+        alert::payload.eq(payload),
+        alert::time_created.eq(now),
+    ))
+}
+
+/// Inserts a support bundle made outside fault management (no provenance),
+/// in state `collecting`.
+pub fn plain_support_bundle_insert_query(
+    id: SupportBundleUuid,
+    reason: String,
+    data_selection: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> impl crate::WriteQuery {
+    diesel::insert_into(support_bundle::table).values((
+        support_bundle::id.eq(id.into_untyped()),
+        support_bundle::reason.eq(reason),
+        support_bundle::data_selection.eq(data_selection),
+        support_bundle::state.eq("collecting"),
+        support_bundle::time_created.eq(now),
+    ))
+}
+
 impl DataStore {
     /// Creates the resources of one type that `sitrep` requests and that
     /// have no row yet, batch by batch, each batch guarded by the latest
@@ -337,32 +369,17 @@ impl DataStore {
         transaction_retry(&mut conn, &opctx.log, "resource_create", |conn| {
             let resource = resource.clone();
             Box::pin(async move {
-                let now = chrono::Utc::now();
+                let now = nexus_fm_types::time::now();
                 match resource {
                     NewResource::Alert { id, class, payload } => {
-                        diesel::insert_into(alert::table)
-                            .values((
-                                alert::id.eq(id.into_untyped()),
-                                alert::class.eq(class),
-                                alert::payload.eq(payload),
-                                alert::time_created.eq(now),
-                            ))
-                            .execute(conn)
-                            .await?;
+                        plain_alert_insert_query(id, class, payload, now).execute(conn).await?
                     }
                     NewResource::SupportBundle { id, reason, data_selection } => {
-                        diesel::insert_into(support_bundle::table)
-                            .values((
-                                support_bundle::id.eq(id.into_untyped()),
-                                support_bundle::reason.eq(reason),
-                                support_bundle::data_selection.eq(data_selection),
-                                support_bundle::state.eq("collecting"),
-                                support_bundle::time_created.eq(now),
-                            ))
+                        plain_support_bundle_insert_query(id, reason, data_selection, now)
                             .execute(conn)
-                            .await?;
+                            .await?
                     }
-                }
+                };
                 Ok(())
             })
         })

@@ -85,6 +85,36 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SitrepNotifyQuery 
     }
 }
 
+/// Inserts a sitrep's row.
+pub fn sitrep_row_insert_query(row: SitrepRow) -> impl crate::WriteQuery {
+    diesel::insert_into(fm_sitrep::table).values(row)
+}
+
+/// Inserts up to [`INSERT_CHUNK_ROWS`] cases.
+pub fn case_rows_insert_query(rows: Vec<CaseRow>) -> impl crate::WriteQuery {
+    diesel::insert_into(fm_case::table).values(rows)
+}
+
+/// Inserts up to [`INSERT_CHUNK_ROWS`] alert requests.
+pub fn alert_request_rows_insert_query(rows: Vec<AlertRequestRow>) -> impl crate::WriteQuery {
+    diesel::insert_into(fm_alert_request::table).values(rows)
+}
+
+/// Inserts up to [`INSERT_CHUNK_ROWS`] support-bundle requests.
+pub fn support_bundle_request_rows_insert_query(
+    rows: Vec<SupportBundleRequestRow>,
+) -> impl crate::WriteQuery {
+    diesel::insert_into(fm_support_bundle_request::table).values(rows)
+}
+
+/// Makes a sitrep current: its history entry, unless the version is taken.
+pub fn history_insert_query(row: SitrepHistoryRow) -> impl crate::WriteQuery {
+    diesel::insert_into(fm_sitrep_history::table)
+        .values(row)
+        .on_conflict(fm_sitrep_history::version)
+        .do_nothing()
+}
+
 /// A sitrep that became current.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PublishedSitrep {
@@ -227,15 +257,15 @@ async fn sitrep_insert_in_txn(
     // 4. Write: the sitrep row, its children, then the history entry that
     // makes it current. All in this transaction, so a reader sees all of it
     // or none of it.
-    diesel::insert_into(fm_sitrep::table).values(SitrepRow::from(meta)).execute(conn).await?;
+    sitrep_row_insert_query(SitrepRow::from(meta)).execute(conn).await?;
     let cases: Vec<CaseRow> = sitrep.cases.iter().map(|c| CaseRow::new(sitrep_id, c)).collect();
     for chunk in cases.chunks(INSERT_CHUNK_ROWS) {
-        diesel::insert_into(fm_case::table).values(chunk).execute(conn).await?;
+        case_rows_insert_query(chunk.to_vec()).execute(conn).await?;
     }
     let alerts: Vec<AlertRequestRow> =
         sitrep.alert_requests.iter().map(|r| AlertRequestRow::new(sitrep_id, r)).collect();
     for chunk in alerts.chunks(INSERT_CHUNK_ROWS) {
-        diesel::insert_into(fm_alert_request::table).values(chunk).execute(conn).await?;
+        alert_request_rows_insert_query(chunk.to_vec()).execute(conn).await?;
     }
     let bundles: Vec<SupportBundleRequestRow> = sitrep
         .support_bundle_requests
@@ -243,7 +273,7 @@ async fn sitrep_insert_in_txn(
         .map(|r| SupportBundleRequestRow::new(sitrep_id, r))
         .collect();
     for chunk in bundles.chunks(INSERT_CHUNK_ROWS) {
-        diesel::insert_into(fm_support_bundle_request::table).values(chunk).execute(conn).await?;
+        support_bundle_request_rows_insert_query(chunk.to_vec()).execute(conn).await?;
     }
 
     // A concurrent publisher that read the same current sitrep and took
@@ -251,16 +281,13 @@ async fn sitrep_insert_in_txn(
     // is reported as a serialization failure, and the retry then sees the
     // new current sitrep and returns `ParentNotCurrent`; the check of the
     // row count is a second line of defence.
-    let inserted = diesel::insert_into(fm_sitrep_history::table)
-        .values(SitrepHistoryRow {
-            version: version.as_i64(),
-            sitrep_id: sitrep_id.into_untyped(),
-            time_made_current: chrono::Utc::now(),
-        })
-        .on_conflict(fm_sitrep_history::version)
-        .do_nothing()
-        .execute(conn)
-        .await?;
+    let inserted = history_insert_query(SitrepHistoryRow {
+        version: version.as_i64(),
+        sitrep_id: sitrep_id.into_untyped(),
+        time_made_current: nexus_fm_types::time::now(),
+    })
+    .execute(conn)
+    .await?;
     if inserted != 1 {
         return abort(Error::ParentNotCurrent {
             sitrep_id,

@@ -111,6 +111,14 @@ pub fn history_entry_by_version_query(version: i64) -> _ {
     fm_sitrep_history::table.filter(fm_sitrep_history::version.eq(version)).select(columns)
 }
 
+/// Archives a sitrep. No conflict target: a concurrent pruner archiving the
+/// same sitrep clashes on the primary key or on the version key; either way
+/// (at SERIALIZABLE, as a serialization failure that is retried) the pass
+/// then finds the history entry gone.
+pub fn archive_insert_query(row: SitrepArchiveRow) -> impl crate::WriteQuery {
+    diesel::insert_into(fm_sitrep_archive::table).values(row).on_conflict_do_nothing()
+}
+
 /// Deletes a sitrep's row. Runs before its children are deleted.
 #[diesel::dsl::auto_type(no_type_alias)]
 pub fn sitrep_delete_query(sitrep_id: Uuid) -> _ {
@@ -327,21 +335,15 @@ async fn sitrep_prune_one_in_txn(
                 source: Box::new(e),
             })
         })?;
-        diesel::insert_into(fm_sitrep_archive::table)
-            .values(SitrepArchiveRow {
-                sitrep_id: entry.sitrep_id,
-                version: entry.version,
-                time_made_current: entry.time_made_current,
-                time_archived: Utc::now(),
-                sitrep: json,
-            })
-            // No conflict target: a concurrent pruner archiving the same
-            // sitrep clashes on the primary key or on the version key;
-            // either way (at SERIALIZABLE, as a serialization failure that
-            // is retried) this pass then finds the history entry gone.
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
+        archive_insert_query(SitrepArchiveRow {
+            sitrep_id: entry.sitrep_id,
+            version: entry.version,
+            time_made_current: entry.time_made_current,
+            time_archived: nexus_fm_types::time::now(),
+            sitrep: json,
+        })
+        .execute(conn)
+        .await?;
     }
 
     // Write ordering: the sitrep row goes first, then its children, all in

@@ -1,0 +1,1 @@
+INSERT INTO "support_bundle" ("id", "reason", "data_selection", "state", "time_created") VALUES ($1, $2, $3, $4, $5) -- binds: [1d000000-0000-4000-8000-000000000002, "reason", Object {}, "collecting", 2023-11-14T22:13:20Z]

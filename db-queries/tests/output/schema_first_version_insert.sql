@@ -1,0 +1,1 @@
+INSERT INTO "db_metadata" ("singleton", "version", "target_version", "time_created", "time_modified") VALUES ($1, $2, $3, $4, $5) ON CONFLICT ("singleton") DO NOTHING -- binds: [true, 1, None, 2023-11-14T22:13:20Z, 2023-11-14T22:13:20Z]

@@ -1,0 +1,1 @@
+UPDATE "db_metadata" SET "version" = $1, "target_version" = $2, "time_modified" = $3 WHERE (("db_metadata"."singleton" = $4) AND ("db_metadata"."version" = $5)) -- binds: [3, None, 2023-11-14T22:13:20Z, true, 2]

@@ -1,0 +1,1 @@
+INSERT INTO "fm_sitrep_archive" ("sitrep_id", "version", "time_made_current", "time_archived", "sitrep") VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING -- binds: [51750000-0000-4000-8000-000000000001, 7, 2023-11-14T22:13:20Z, 2023-11-14T22:13:20Z, Object {}]

@@ -1,0 +1,1 @@
+INSERT INTO "fm_sitrep_history" ("version", "sitrep_id", "time_made_current") VALUES ($1, $2, $3) ON CONFLICT ("version") DO NOTHING -- binds: [7, 51750000-0000-4000-8000-000000000001, 2023-11-14T22:13:20Z]

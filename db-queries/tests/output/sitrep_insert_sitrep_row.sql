@@ -1,0 +1,1 @@
+INSERT INTO "fm_sitrep" ("id", "parent_sitrep_id", "creator_id", "time_created", "comment", "alert_generation", "support_bundle_generation") VALUES ($1, DEFAULT, $2, $3, $4, $5, $6) -- binds: [51750000-0000-4000-8000-000000000001, 1d000000-0000-4000-8000-000000000002, 2023-11-14T22:13:20Z, "sample", 1, 1]
