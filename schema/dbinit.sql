@@ -241,9 +241,98 @@ COMMENT ON COLUMN fm_executor_task_status.duration_usec IS 'How long the activat
 COMMENT ON COLUMN fm_executor_task_status.status IS 'The typed status the activation returned, serialized as JSON.';
 
 -- -------------------------------------------------------------------------
+-- No nil ids.
+--
+-- Every id column refuses the nil UUID, so no writer can bring back the
+-- class of fault where a row with id 00000000-... hid below a keyset
+-- cursor. NOT VALID: a database migrated from an older version may hold
+-- such rows already; the constraint checks every new write without
+-- refusing the migration, and the readers' cursors start unbounded so even
+-- those rows are read.
+-- -------------------------------------------------------------------------
+
+ALTER TABLE fm_sitrep
+    DROP CONSTRAINT IF EXISTS fm_sitrep_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_sitrep_parent_sitrep_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_sitrep_creator_id_not_nil,
+    ADD CONSTRAINT fm_sitrep_id_not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_sitrep_parent_sitrep_id_not_nil CHECK (parent_sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_sitrep_creator_id_not_nil CHECK (creator_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;
+ALTER TABLE fm_sitrep_history
+    DROP CONSTRAINT IF EXISTS fm_sitrep_history_sitrep_id_not_nil,
+    ADD CONSTRAINT fm_sitrep_history_sitrep_id_not_nil CHECK (sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;
+ALTER TABLE fm_case
+    DROP CONSTRAINT IF EXISTS fm_case_sitrep_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_case_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_case_opened_sitrep_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_case_closed_sitrep_id_not_nil,
+    ADD CONSTRAINT fm_case_sitrep_id_not_nil CHECK (sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_case_id_not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_case_opened_sitrep_id_not_nil CHECK (opened_sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_case_closed_sitrep_id_not_nil CHECK (closed_sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;
+ALTER TABLE fm_alert_request
+    DROP CONSTRAINT IF EXISTS fm_alert_request_sitrep_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_alert_request_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_alert_request_case_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_alert_request_requested_sitrep_id_not_nil,
+    ADD CONSTRAINT fm_alert_request_sitrep_id_not_nil CHECK (sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_alert_request_id_not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_alert_request_case_id_not_nil CHECK (case_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_alert_request_requested_sitrep_id_not_nil CHECK (requested_sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;
+ALTER TABLE fm_support_bundle_request
+    DROP CONSTRAINT IF EXISTS fm_support_bundle_request_sitrep_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_support_bundle_request_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_support_bundle_request_case_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_support_bundle_request_requested_sitrep_id_not_nil,
+    ADD CONSTRAINT fm_support_bundle_request_sitrep_id_not_nil CHECK (sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_support_bundle_request_id_not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_support_bundle_request_case_id_not_nil CHECK (case_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_support_bundle_request_requested_sitrep_id_not_nil CHECK (requested_sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;
+ALTER TABLE alert
+    DROP CONSTRAINT IF EXISTS alert_id_not_nil,
+    DROP CONSTRAINT IF EXISTS alert_fm_case_id_not_nil,
+    DROP CONSTRAINT IF EXISTS alert_fm_sitrep_id_not_nil,
+    ADD CONSTRAINT alert_id_not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT alert_fm_case_id_not_nil CHECK (fm_case_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT alert_fm_sitrep_id_not_nil CHECK (fm_sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;
+ALTER TABLE support_bundle
+    DROP CONSTRAINT IF EXISTS support_bundle_id_not_nil,
+    DROP CONSTRAINT IF EXISTS support_bundle_assigned_executor_not_nil,
+    DROP CONSTRAINT IF EXISTS support_bundle_fm_case_id_not_nil,
+    DROP CONSTRAINT IF EXISTS support_bundle_fm_sitrep_id_not_nil,
+    ADD CONSTRAINT support_bundle_id_not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT support_bundle_assigned_executor_not_nil CHECK (assigned_executor <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT support_bundle_fm_case_id_not_nil CHECK (fm_case_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT support_bundle_fm_sitrep_id_not_nil CHECK (fm_sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;
+ALTER TABLE fm_sitrep_archive
+    DROP CONSTRAINT IF EXISTS fm_sitrep_archive_sitrep_id_not_nil,
+    ADD CONSTRAINT fm_sitrep_archive_sitrep_id_not_nil CHECK (sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;
+ALTER TABLE fm_executor_task_status
+    DROP CONSTRAINT IF EXISTS fm_executor_task_status_executor_id_not_nil,
+    ADD CONSTRAINT fm_executor_task_status_executor_id_not_nil CHECK (executor_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;
+
+
+-- -------------------------------------------------------------------------
+-- The ledger of collected resources.
+-- -------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS fm_collected_resource (
+    id UUID NOT NULL PRIMARY KEY CONSTRAINT fm_collected_resource_id_not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000'),
+    resource_type TEXT NOT NULL CONSTRAINT fm_collected_resource_type_known CHECK (resource_type IN ('alert', 'support_bundle')),
+    time_deleted TIMESTAMPTZ NOT NULL,
+    time_collected TIMESTAMPTZ NOT NULL
+);
+
+COMMENT ON TABLE fm_collected_resource IS 'Ids of FM-created alerts and support bundles that an operator deleted and the tombstone sweep then hard-deleted. Written by the sweep in the statement that hard-deletes, so it grows only with operator deletes; publishing refuses a new request naming one of these ids, whatever sitreps are still retained.';
+COMMENT ON COLUMN fm_collected_resource.id IS 'The hard-deleted resource''s id (unique across both resource types).';
+COMMENT ON COLUMN fm_collected_resource.resource_type IS 'Which table the resource was in: alert or support_bundle.';
+COMMENT ON COLUMN fm_collected_resource.time_deleted IS 'When the operator deleted it (the tombstone''s time_deleted).';
+COMMENT ON COLUMN fm_collected_resource.time_collected IS 'When the sweep hard-deleted the tombstone.';
+
+-- -------------------------------------------------------------------------
 -- The schema-version row, written last.
 -- -------------------------------------------------------------------------
 
 INSERT INTO db_metadata (singleton, version, target_version, time_created, time_modified)
-    VALUES (true, 2, NULL, now(), now())
+    VALUES (true, 3, NULL, now(), now())
     ON CONFLICT (singleton) DO NOTHING;

@@ -151,10 +151,15 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("sitrep_history_page_ascending", &["fm_sitrep_history_pkey"]),
     ("sitrep_history_page_descending", &["fm_sitrep_history_pkey"]),
     ("sitrep_case_page", &["fm_case_pkey"]),
+    ("sitrep_case_page_first", &["fm_case_pkey"]),
     ("sitrep_alert_request_page", &["fm_alert_request_pkey"]),
+    ("sitrep_alert_request_page_first", &["fm_alert_request_pkey"]),
     ("sitrep_support_bundle_request_page", &["fm_support_bundle_request_pkey"]),
+    ("sitrep_support_bundle_request_page_first", &["fm_support_bundle_request_pkey"]),
     ("sitrep_alert_request_id_page", &["fm_alert_request_pkey"]),
+    ("sitrep_alert_request_id_page_first", &["fm_alert_request_pkey"]),
     ("sitrep_support_bundle_request_id_page", &["fm_support_bundle_request_pkey"]),
+    ("sitrep_support_bundle_request_id_page_first", &["fm_support_bundle_request_pkey"]),
     ("sitrep_insert_alert_any_of", &["alert_pkey"]),
     ("sitrep_insert_support_bundle_any_of", &["support_bundle_pkey"]),
     ("sitrep_insert_alert_request_any_of", &["lookup_fm_alert_request_by_id"]),
@@ -201,11 +206,14 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ),
     ("task_status_upsert", &["fm_executor_task_status_pkey"]),
     ("task_status_page", &["fm_executor_task_status_pkey"]),
+    ("task_status_page_first", &["fm_executor_task_status_pkey"]),
     ("task_status_of_executor", &["fm_executor_task_status_pkey"]),
     ("alert_get", &["alert_pkey"]),
     ("alert_get_including_deleted", &["alert_pkey"]),
     ("alert_page", &["alert_pkey"]),
+    ("alert_page_first", &["alert_pkey"]),
     ("alert_by_case_page", &["lookup_live_alert_by_case"]),
+    ("alert_by_case_page_first", &["lookup_live_alert_by_case"]),
     ("alert_dispatch_queue_first", &["lookup_undispatched_alert"]),
     ("alert_dispatch_queue_after", &["lookup_undispatched_alert"]),
     ("alert_mark_dispatched", &["alert_pkey"]),
@@ -214,11 +222,15 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("support_bundle_get", &["support_bundle_pkey"]),
     ("support_bundle_get_including_deleted", &["support_bundle_pkey"]),
     ("support_bundle_page", &["support_bundle_pkey"]),
+    ("support_bundle_page_first", &["support_bundle_pkey"]),
     ("support_bundle_by_executor_page", &["lookup_live_support_bundle_by_executor"]),
+    ("support_bundle_by_executor_page_first", &["lookup_live_support_bundle_by_executor"]),
     ("support_bundle_by_case_page", &["lookup_live_support_bundle_by_case"]),
+    ("support_bundle_by_case_page_first", &["lookup_live_support_bundle_by_case"]),
     ("support_bundle_update_state", &["support_bundle_pkey"]),
     ("support_bundle_update_comment", &["support_bundle_pkey"]),
     ("support_bundle_orphaned_page", &["lookup_live_support_bundle_by_executor"]),
+    ("support_bundle_orphaned_page_first", &["lookup_live_support_bundle_by_executor"]),
     // The planner may take the primary key or the executor index here.
     ("support_bundle_fail", &[]),
     ("support_bundle_tombstone", &["support_bundle_pkey"]),
@@ -309,20 +321,16 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!("sitrep_history_page_ascending", history_page_ascending_query(7, 100)),
         entry!("sitrep_history_page_descending", history_page_descending_query(i64::MAX, 100)),
         // Reading a sitrep's children page by page.
-        entry!("sitrep_case_page", case_page_query(SAMPLE_SITREP, SAMPLE_ID)),
-        entry!("sitrep_alert_request_page", alert_request_page_query(SAMPLE_SITREP, SAMPLE_ID)),
-        entry!(
-            "sitrep_support_bundle_request_page",
-            support_bundle_request_page_query(SAMPLE_SITREP, SAMPLE_ID)
-        ),
-        entry!(
-            "sitrep_alert_request_id_page",
-            alert_request_id_page_query(SAMPLE_SITREP, SAMPLE_ID, 1000)
-        ),
-        entry!(
-            "sitrep_support_bundle_request_id_page",
-            support_bundle_request_id_page_query(SAMPLE_SITREP, SAMPLE_ID, 1000)
-        ),
+        entry!("sitrep_case_page_first", case_page_query(SAMPLE_SITREP, None)),
+        entry!("sitrep_case_page", case_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))),
+        entry!("sitrep_alert_request_page_first", alert_request_page_query(SAMPLE_SITREP, None)),
+        entry!("sitrep_alert_request_page", alert_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))),
+        entry!("sitrep_support_bundle_request_page_first", support_bundle_request_page_query(SAMPLE_SITREP, None)),
+        entry!("sitrep_support_bundle_request_page", support_bundle_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))),
+        entry!("sitrep_alert_request_id_page_first", alert_request_id_page_query(SAMPLE_SITREP, None, 1000)),
+        entry!("sitrep_alert_request_id_page", alert_request_id_page_query(SAMPLE_SITREP, Some(SAMPLE_ID), 1000)),
+        entry!("sitrep_support_bundle_request_id_page_first", support_bundle_request_id_page_query(SAMPLE_SITREP, None, 1000)),
+        entry!("sitrep_support_bundle_request_id_page", support_bundle_request_id_page_query(SAMPLE_SITREP, Some(SAMPLE_ID), 1000)),
         // Publishing: the writes.
         entry!("sitrep_insert_sitrep_row", sitrep_row_insert_query(sample_sitrep_row())),
         entry!("sitrep_insert_cases", case_rows_insert_query(vec![sample_case_row(); 2])),
@@ -412,13 +420,16 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!("sweep_page_support_bundle", sweep_page_sample(ResourceType::SupportBundle)),
         // Executor task status.
         entry!("task_status_upsert", task_status_upsert_query(sample_task_status())),
-        entry!("task_status_page", task_status_page_query(SAMPLE_ID, "fm_rendezvous".into(), 100)),
+        entry!("task_status_page_first", task_status_page_query(None, 100)),
+        entry!("task_status_page", task_status_page_query(Some((SAMPLE_ID, "fm_rendezvous".into())), 100)),
         entry!("task_status_of_executor", task_status_of_executor_query(SAMPLE_ID, 100)),
         // Alerts: readers (tombstones invisible), dispatch, delete.
         entry!("alert_get", alert_get_query(SAMPLE_ID)),
         entry!("alert_get_including_deleted", alert_get_including_deleted_query(SAMPLE_ID)),
-        entry!("alert_page", alert_page_query(SAMPLE_ID, 100)),
-        entry!("alert_by_case_page", alert_by_case_page_query(SAMPLE_ID, SAMPLE_ID, 100)),
+        entry!("alert_page_first", alert_page_query(None, 100)),
+        entry!("alert_page", alert_page_query(Some(SAMPLE_ID), 100)),
+        entry!("alert_by_case_page_first", alert_by_case_page_query(SAMPLE_ID, None, 100)),
+        entry!("alert_by_case_page", alert_by_case_page_query(SAMPLE_ID, Some(SAMPLE_ID), 100)),
         entry!("alert_dispatch_queue_first", alert_dispatch_queue_first_query(100)),
         entry!(
             "alert_dispatch_queue_after",
@@ -433,15 +444,12 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
             "support_bundle_get_including_deleted",
             support_bundle_get_including_deleted_query(SAMPLE_ID)
         ),
-        entry!("support_bundle_page", support_bundle_page_query(SAMPLE_ID, 100)),
-        entry!(
-            "support_bundle_by_executor_page",
-            support_bundle_by_executor_page_query(SAMPLE_ID, SAMPLE_ID, 100)
-        ),
-        entry!(
-            "support_bundle_by_case_page",
-            support_bundle_by_case_page_query(SAMPLE_ID, SAMPLE_ID, 100)
-        ),
+        entry!("support_bundle_page_first", support_bundle_page_query(None, 100)),
+        entry!("support_bundle_page", support_bundle_page_query(Some(SAMPLE_ID), 100)),
+        entry!("support_bundle_by_executor_page_first", support_bundle_by_executor_page_query(SAMPLE_ID, None, 100)),
+        entry!("support_bundle_by_executor_page", support_bundle_by_executor_page_query(SAMPLE_ID, Some(SAMPLE_ID), 100)),
+        entry!("support_bundle_by_case_page_first", support_bundle_by_case_page_query(SAMPLE_ID, None, 100)),
+        entry!("support_bundle_by_case_page", support_bundle_by_case_page_query(SAMPLE_ID, Some(SAMPLE_ID), 100)),
         entry!(
             "support_bundle_update_state",
             support_bundle_update_state_query(SAMPLE_ID, SupportBundleState::Active)
@@ -450,10 +458,8 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
             "support_bundle_update_comment",
             support_bundle_update_comment_query(SAMPLE_ID, Some("comment".into()))
         ),
-        entry!(
-            "support_bundle_orphaned_page",
-            support_bundle_orphaned_page_query(SAMPLE_ID, SAMPLE_ID, 1000)
-        ),
+        entry!("support_bundle_orphaned_page_first", support_bundle_orphaned_page_query(SAMPLE_ID, None, 1000)),
+        entry!("support_bundle_orphaned_page", support_bundle_orphaned_page_query(SAMPLE_ID, Some(SAMPLE_ID), 1000)),
         entry!("support_bundle_fail", support_bundle_fail_query(SAMPLE_ID, ids.clone())),
         entry!(
             "support_bundle_tombstone",

@@ -192,6 +192,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Ids of FM-created resources that an operator deleted and the sweep
+    /// hard-deleted: never to be requested again.
+    fm_collected_resource (id) {
+        /// The resource's id.
+        id -> Uuid,
+        /// `alert` or `support_bundle`.
+        resource_type -> Text,
+        /// When the operator deleted it.
+        time_deleted -> Timestamptz,
+        /// When the sweep hard-deleted it.
+        time_collected -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     db_metadata,
     fm_sitrep,
@@ -203,6 +218,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     support_bundle,
     fm_executor_task_status,
     fm_sitrep_archive,
+    fm_collected_resource,
 );
 
 /// Describes the columns of every table above, for the test that compares
@@ -228,6 +244,7 @@ pub fn describe_tables() -> Vec<TableDescription> {
         support_bundle,
         fm_executor_task_status,
         fm_sitrep_archive,
+        fm_collected_resource,
     )
 }
 

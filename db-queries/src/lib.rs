@@ -20,6 +20,7 @@ pub mod datastore;
 pub mod db_schema;
 pub mod error;
 pub mod explain;
+pub mod keyset;
 pub mod migration;
 pub mod model;
 pub mod transaction;

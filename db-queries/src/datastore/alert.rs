@@ -33,6 +33,7 @@ use crate::transaction::{TransactionError, transaction_retry};
 use chrono::{DateTime, Utc};
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
+use crate::keyset::KeysetPage;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use nexus_fm_types::ids::{AlertUuid, CaseUuid, SitrepUuid};
@@ -257,31 +258,19 @@ pub fn alert_get_including_deleted_query(id: Uuid) -> _ {
     alert::table.filter(alert::id.eq(id)).select(columns)
 }
 
-/// One page of live alerts in id order, after `after`, by the primary key.
+/// One page of live alerts in id order, after `after` (`None`: the first
+/// page, with no lower bound, so no id is skipped), by the primary key.
 /// The scan passes over tombstones in the page's id range; the sweep keeps
 /// their number bounded.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_page_query(after: Uuid, limit: i64) -> _ {
-    let columns: AsSelect<AlertRow, Pg> = AlertRow::as_select();
-    alert::table
-        .filter(alert::time_deleted.is_null())
-        .filter(alert::id.gt(after))
-        .order(alert::id)
-        .limit(limit)
-        .select(columns)
+pub fn alert_page_query(after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::alert_first_page_query, page_statements::alert_after_page_query> {
+    KeysetPage::new(after, || page_statements::alert_first_page_query(limit), |after| page_statements::alert_after_page_query(after, limit))
 }
 
-/// One page of one case's live alerts in id order, after `after`.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_by_case_page_query(case_id: Uuid, after: Uuid, limit: i64) -> _ {
-    let columns: AsSelect<AlertRow, Pg> = AlertRow::as_select();
-    alert::table
-        .filter(alert::fm_case_id.eq(case_id))
-        .filter(alert::time_deleted.is_null())
-        .filter(alert::id.gt(after))
-        .order(alert::id)
-        .limit(limit)
-        .select(columns)
+
+/// One page of one case's live alerts in id order, after `after` (`None`:
+/// the first page).
+pub fn alert_by_case_page_query(case_id: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::alert_by_case_first_page_query, page_statements::alert_by_case_after_page_query> {
+    KeysetPage::new(after, || page_statements::alert_by_case_first_page_query(case_id, limit), |after| page_statements::alert_by_case_after_page_query(case_id, after, limit))
 }
 
 /// The first page of the dispatch queue: live, undispatched alerts, oldest
@@ -415,7 +404,7 @@ impl DataStore {
     ) -> Result<Vec<Alert>, Error> {
         let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let after = after.map_or(Uuid::nil(), AlertUuid::into_untyped);
+        let after = after.map(AlertUuid::into_untyped);
         let rows = alert_page_query(after, limit)
             .load(&mut conn)
             .await
@@ -439,7 +428,7 @@ impl DataStore {
     ) -> Result<Vec<Alert>, Error> {
         let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let after = after.map_or(Uuid::nil(), AlertUuid::into_untyped);
+        let after = after.map(AlertUuid::into_untyped);
         let rows = alert_by_case_page_query(case_id.into_untyped(), after, limit)
             .load(&mut conn)
             .await
@@ -551,6 +540,53 @@ impl DataStore {
         .await?;
         slog::info!(opctx.log, "alert deleted"; "alert_id" => %id, "outcome" => ?done.value);
         Ok(done.value)
+    }
+}
+
+
+/// The two statements of each keyset page query above: the first page (no
+/// lower bound) and a later page. `auto_type` names each statement's type
+/// after its function.
+pub mod page_statements {
+    #![allow(missing_docs)] // the type aliases that auto_type generates
+
+    use super::*;
+
+    /// The first page of [`alert_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn alert_first_page_query(limit: i64) -> _ {
+        let columns: AsSelect<AlertRow, Pg> = AlertRow::as_select();
+        alert::table
+            .filter(alert::time_deleted.is_null())
+            .order(alert::id)
+            .limit(limit)
+            .select(columns)
+    }
+
+    /// A later page of [`alert_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn alert_after_page_query(after: Uuid, limit: i64) -> _ {
+        let first: alert_first_page_query = alert_first_page_query(limit);
+        first.filter(alert::id.gt(after))
+    }
+
+    /// The first page of [`alert_by_case_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn alert_by_case_first_page_query(case_id: Uuid, limit: i64) -> _ {
+        let columns: AsSelect<AlertRow, Pg> = AlertRow::as_select();
+        alert::table
+            .filter(alert::fm_case_id.eq(case_id))
+            .filter(alert::time_deleted.is_null())
+            .order(alert::id)
+            .limit(limit)
+            .select(columns)
+    }
+
+    /// A later page of [`alert_by_case_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn alert_by_case_after_page_query(case_id: Uuid, after: Uuid, limit: i64) -> _ {
+        let first: alert_by_case_first_page_query = alert_by_case_first_page_query(case_id, limit);
+        first.filter(alert::id.gt(after))
     }
 }
 

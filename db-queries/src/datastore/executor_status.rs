@@ -9,6 +9,7 @@ use crate::transaction::transaction_retry;
 use chrono::{DateTime, Utc};
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
+use crate::keyset::KeysetPage;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use nexus_fm_types::{ExecutorUuid, TaskActivationRecord};
@@ -91,19 +92,17 @@ pub fn task_status_upsert_query(
         .set(update)
 }
 
-/// A page of task statuses in (executor, task) order, after the given key.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn task_status_page_query(after_executor: Uuid, after_task: String, limit: i64) -> _ {
-    let columns: AsSelect<TaskStatusRow, Pg> = TaskStatusRow::as_select();
-    status::table
-        .filter(
-            status::executor_id
-                .gt(after_executor)
-                .or(status::executor_id.eq(after_executor).and(status::task_name.gt(after_task))),
-        )
-        .order((status::executor_id, status::task_name))
-        .limit(limit)
-        .select(columns)
+/// A page of task statuses in (executor, task) order, after the given key
+/// (`None`: the first page, with no lower bound, so no key is skipped).
+pub fn task_status_page_query(
+    after: Option<(Uuid, String)>,
+    limit: i64,
+) -> KeysetPage<page_statements::task_status_first_page_query, page_statements::task_status_after_page_query> {
+    KeysetPage::new(
+        after,
+        || page_statements::task_status_first_page_query(limit),
+        |(executor, task)| page_statements::task_status_after_page_query(executor, task, limit),
+    )
 }
 
 /// The statuses of one executor's tasks.
@@ -156,9 +155,8 @@ impl DataStore {
     ) -> Result<Vec<TaskActivationRecord>, Error> {
         let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let (executor, task) =
-            after.map_or((Uuid::nil(), String::new()), |(e, t)| (e.into_untyped(), t));
-        let rows = task_status_page_query(executor, task, limit)
+        let after = after.map(|(e, t)| (e.into_untyped(), t));
+        let rows = task_status_page_query(after, limit)
             .load(&mut conn)
             .await
             .map_err(|e| Error::database("listing task statuses", e))?;
@@ -184,5 +182,33 @@ impl DataStore {
             .await
             .map_err(|e| Error::database(format_args!("listing task statuses of {executor}"), e))?;
         Ok(rows.into_iter().map(TaskActivationRecord::from).collect())
+    }
+}
+
+/// The two statements of each keyset page query above: the first page (no
+/// lower bound) and a later page. `auto_type` names each statement's type
+/// after its function.
+pub mod page_statements {
+    #![allow(missing_docs)] // the type aliases that auto_type generates
+
+    use super::*;
+
+    /// The first page of [`task_status_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn task_status_first_page_query(limit: i64) -> _ {
+        let columns: AsSelect<TaskStatusRow, Pg> = TaskStatusRow::as_select();
+        status::table.order((status::executor_id, status::task_name)).limit(limit).select(columns)
+    }
+
+    /// A later page of [`task_status_page_query`]: keys above
+    /// (`after_executor`, `after_task`).
+    #[diesel::dsl::auto_type]
+    pub fn task_status_after_page_query(after_executor: Uuid, after_task: String, limit: i64) -> _ {
+        let first: task_status_first_page_query = task_status_first_page_query(limit);
+        first.filter(
+            status::executor_id
+                .gt(after_executor)
+                .or(status::executor_id.eq(after_executor).and(status::task_name.gt(after_task))),
+        )
     }
 }

@@ -29,6 +29,7 @@ use crate::transaction::{TransactionError, transaction_retry};
 use chrono::{DateTime, Utc};
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
+use crate::keyset::KeysetPage;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use nexus_fm_types::ids::{CaseUuid, ExecutorUuid, SupportBundleUuid};
@@ -225,46 +226,25 @@ pub fn support_bundle_get_including_deleted_query(id: Uuid) -> _ {
     support_bundle::table.filter(support_bundle::id.eq(id)).select(columns)
 }
 
-/// One page of live bundles in id order, after `after`, by the primary
-/// key. The scan passes over tombstones in the page's id range; the sweep
-/// keeps their number bounded.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_page_query(after: Uuid, limit: i64) -> _ {
-    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
-    support_bundle::table
-        .filter(support_bundle::time_deleted.is_null())
-        .filter(support_bundle::id.gt(after))
-        .order(support_bundle::id)
-        .limit(limit)
-        .select(columns)
+/// One page of live bundles in id order, after `after` (`None`: the first
+/// page, with no lower bound, so no id is skipped), by the primary key.
+/// The scan passes over tombstones in the page's id range; the sweep keeps
+/// their number bounded.
+pub fn support_bundle_page_query(after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_first_page_query, page_statements::support_bundle_after_page_query> {
+    KeysetPage::new(after, || page_statements::support_bundle_first_page_query(limit), |after| page_statements::support_bundle_after_page_query(after, limit))
 }
 
+
 /// One page of the live bundles assigned to `executor`, in id order, after
-/// `after`.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_by_executor_page_query(executor: Uuid, after: Uuid, limit: i64) -> _ {
-    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
-    support_bundle::table
-        .filter(support_bundle::assigned_executor.eq(executor))
-        .filter(support_bundle::time_deleted.is_null())
-        .filter(support_bundle::id.gt(after))
-        .order(support_bundle::id)
-        .limit(limit)
-        .select(columns)
+/// `after` (`None`: the first page).
+pub fn support_bundle_by_executor_page_query(executor: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_by_executor_first_page_query, page_statements::support_bundle_by_executor_after_page_query> {
+    KeysetPage::new(after, || page_statements::support_bundle_by_executor_first_page_query(executor, limit), |after| page_statements::support_bundle_by_executor_after_page_query(executor, after, limit))
 }
 
 /// One page of the live bundles that case `case_id` requested, in id order,
-/// after `after`.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_by_case_page_query(case_id: Uuid, after: Uuid, limit: i64) -> _ {
-    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
-    support_bundle::table
-        .filter(support_bundle::fm_case_id.eq(case_id))
-        .filter(support_bundle::time_deleted.is_null())
-        .filter(support_bundle::id.gt(after))
-        .order(support_bundle::id)
-        .limit(limit)
-        .select(columns)
+/// after `after` (`None`: the first page).
+pub fn support_bundle_by_case_page_query(case_id: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_by_case_first_page_query, page_statements::support_bundle_by_case_after_page_query> {
+    KeysetPage::new(after, || page_statements::support_bundle_by_case_first_page_query(case_id, limit), |after| page_statements::support_bundle_by_case_after_page_query(case_id, after, limit))
 }
 
 /// Sets the state of one live bundle, returning the updated row.
@@ -296,19 +276,12 @@ pub fn support_bundle_update_comment_query(id: Uuid, comment: Option<String>) ->
 }
 
 /// One page of the ids of the live bundles assigned to `executor`, after
-/// `after`, whatever their state: the cursor of
+/// `after` (`None`: the first page), whatever their state: the cursor of
 /// [`DataStore::support_bundle_fail_orphaned`] advances past every examined
 /// bundle, so a page of bundles that are already failed still makes
 /// progress.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_orphaned_page_query(executor: Uuid, after: Uuid, limit: i64) -> _ {
-    support_bundle::table
-        .filter(support_bundle::assigned_executor.eq(executor))
-        .filter(support_bundle::time_deleted.is_null())
-        .filter(support_bundle::id.gt(after))
-        .order(support_bundle::id)
-        .limit(limit)
-        .select(support_bundle::id)
+pub fn support_bundle_orphaned_page_query(executor: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_orphaned_first_page_query, page_statements::support_bundle_orphaned_after_page_query> {
+    KeysetPage::new(after, || page_statements::support_bundle_orphaned_first_page_query(executor, limit), |after| page_statements::support_bundle_orphaned_after_page_query(executor, after, limit))
 }
 
 /// Fails those of `ids` that are live, still assigned to `executor`, and
@@ -410,7 +383,7 @@ impl DataStore {
     ) -> Result<Vec<SupportBundle>, Error> {
         let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let after = after.map_or(Uuid::nil(), SupportBundleUuid::into_untyped);
+        let after = after.map(SupportBundleUuid::into_untyped);
         let rows = support_bundle_page_query(after, limit)
             .load(&mut conn)
             .await
@@ -434,7 +407,7 @@ impl DataStore {
     ) -> Result<Vec<SupportBundle>, Error> {
         let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let after = after.map_or(Uuid::nil(), SupportBundleUuid::into_untyped);
+        let after = after.map(SupportBundleUuid::into_untyped);
         let rows = support_bundle_by_executor_page_query(executor.into_untyped(), after, limit)
             .load(&mut conn)
             .await
@@ -463,7 +436,7 @@ impl DataStore {
     ) -> Result<Vec<SupportBundle>, Error> {
         let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let after = after.map_or(Uuid::nil(), SupportBundleUuid::into_untyped);
+        let after = after.map(SupportBundleUuid::into_untyped);
         let rows = support_bundle_by_case_page_query(case_id.into_untyped(), after, limit)
             .load(&mut conn)
             .await
@@ -558,7 +531,7 @@ impl DataStore {
     ) -> Result<u64, Error> {
         let mut conn = self.pool_connection_authorized(opctx, Action::FmWrite).await?;
         let executor_id = executor.into_untyped();
-        let mut after = Uuid::nil();
+        let mut after: Option<Uuid> = None;
         let mut failed = 0_u64;
         loop {
             let done =
@@ -586,7 +559,7 @@ impl DataStore {
             let (changed, next) = done.value;
             failed += changed as u64;
             match next {
-                Some(last) => after = last,
+                Some(last) => after = Some(last),
                 None => break,
             }
         }
@@ -643,6 +616,90 @@ impl DataStore {
         slog::info!(opctx.log, "support bundle deleted";
             "support_bundle_id" => %id, "outcome" => ?done.value);
         Ok(done.value)
+    }
+}
+
+
+/// The two statements of each keyset page query above: the first page (no
+/// lower bound) and a later page. `auto_type` names each statement's type
+/// after its function.
+pub mod page_statements {
+    #![allow(missing_docs)] // the type aliases that auto_type generates
+
+    use super::*;
+
+    /// The first page of [`support_bundle_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_first_page_query(limit: i64) -> _ {
+        let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
+        support_bundle::table
+            .filter(support_bundle::time_deleted.is_null())
+            .order(support_bundle::id)
+            .limit(limit)
+            .select(columns)
+    }
+
+    /// A later page of [`support_bundle_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_after_page_query(after: Uuid, limit: i64) -> _ {
+        let first: support_bundle_first_page_query = support_bundle_first_page_query(limit);
+        first.filter(support_bundle::id.gt(after))
+    }
+
+    /// The first page of [`support_bundle_by_executor_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_by_executor_first_page_query(executor: Uuid, limit: i64) -> _ {
+        let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
+        support_bundle::table
+            .filter(support_bundle::assigned_executor.eq(executor))
+            .filter(support_bundle::time_deleted.is_null())
+            .order(support_bundle::id)
+            .limit(limit)
+            .select(columns)
+    }
+
+    /// A later page of [`support_bundle_by_executor_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_by_executor_after_page_query(executor: Uuid, after: Uuid, limit: i64) -> _ {
+        let first: support_bundle_by_executor_first_page_query = support_bundle_by_executor_first_page_query(executor, limit);
+        first.filter(support_bundle::id.gt(after))
+    }
+
+    /// The first page of [`support_bundle_by_case_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_by_case_first_page_query(case_id: Uuid, limit: i64) -> _ {
+        let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
+        support_bundle::table
+            .filter(support_bundle::fm_case_id.eq(case_id))
+            .filter(support_bundle::time_deleted.is_null())
+            .order(support_bundle::id)
+            .limit(limit)
+            .select(columns)
+    }
+
+    /// A later page of [`support_bundle_by_case_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_by_case_after_page_query(case_id: Uuid, after: Uuid, limit: i64) -> _ {
+        let first: support_bundle_by_case_first_page_query = support_bundle_by_case_first_page_query(case_id, limit);
+        first.filter(support_bundle::id.gt(after))
+    }
+
+    /// The first page of [`support_bundle_orphaned_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_orphaned_first_page_query(executor: Uuid, limit: i64) -> _ {
+        support_bundle::table
+            .filter(support_bundle::assigned_executor.eq(executor))
+            .filter(support_bundle::time_deleted.is_null())
+            .order(support_bundle::id)
+            .limit(limit)
+            .select(support_bundle::id)
+    }
+
+    /// A later page of [`support_bundle_orphaned_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_orphaned_after_page_query(executor: Uuid, after: Uuid, limit: i64) -> _ {
+        let first: support_bundle_orphaned_first_page_query = support_bundle_orphaned_first_page_query(executor, limit);
+        first.filter(support_bundle::id.gt(after))
     }
 }
 

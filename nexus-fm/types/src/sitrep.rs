@@ -247,6 +247,7 @@ impl Sitrep {
     pub fn validate(&self) -> Result<(), SitrepValidationError> {
         use SitrepValidationError as E;
         let m = &self.metadata;
+        self.check_no_nil_ids()?;
         if m.parent_sitrep_id == Some(m.id) {
             return Err(E::OwnParent { id: m.id });
         }
@@ -292,11 +293,18 @@ impl Sitrep {
             check_json(&format!("payload of alert request {id}"), &r.payload)?;
         }
 
+        let alert_ids = seen;
         let mut seen = HashSet::with_capacity(self.support_bundle_requests.len());
         for r in &self.support_bundle_requests {
             let id = r.id.into_untyped();
             if !seen.insert(id) {
                 return Err(E::DuplicateId { what: "support-bundle request", id });
+            }
+            if alert_ids.contains(&id) {
+                return Err(E::DuplicateId {
+                    what: "request (alert and support-bundle requests share one id space)",
+                    id,
+                });
             }
             if !cases.contains(&r.case_id) {
                 return Err(E::UnknownCase {
@@ -314,6 +322,50 @@ impl Sitrep {
             check_json(
                 &format!("data selection of support-bundle request {id}"),
                 &r.data_selection,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Fails on the first nil id anywhere in the sitrep, naming the field.
+    ///
+    /// The nil UUID is never a valid id: it is the value an unset field
+    /// takes, and keyset cursors once started below it. The schema refuses
+    /// it too. Other UUID versions are accepted: ids made by the builder are
+    /// random v4, but uniqueness is what the rules rely on, and the database
+    /// checks it (a v4-only rule would refuse ids that other writers made
+    /// legitimately, and add nothing to safety).
+    fn check_no_nil_ids(&self) -> Result<(), SitrepValidationError> {
+        let nil = |what: String, id: Uuid| {
+            if id.is_nil() { Err(SitrepValidationError::NilId { what }) } else { Ok(()) }
+        };
+        let m = &self.metadata;
+        nil("sitrep id".into(), m.id.into_untyped())?;
+        if let Some(parent) = m.parent_sitrep_id {
+            nil("parent sitrep id".into(), parent.into_untyped())?;
+        }
+        nil("creator id".into(), m.creator_id.into_untyped())?;
+        for (i, case) in self.cases.iter().enumerate() {
+            nil(format!("id of case #{i}"), case.id.into_untyped())?;
+            nil(format!("opened sitrep id of case {}", case.id), case.opened_sitrep_id.into_untyped())?;
+            if let Some(closed) = case.closed_sitrep_id {
+                nil(format!("closed sitrep id of case {}", case.id), closed.into_untyped())?;
+            }
+        }
+        for (i, r) in self.alert_requests.iter().enumerate() {
+            nil(format!("id of alert request #{i}"), r.id.into_untyped())?;
+            nil(format!("case id of alert request {}", r.id), r.case_id.into_untyped())?;
+            nil(
+                format!("requested sitrep id of alert request {}", r.id),
+                r.requested_sitrep_id.into_untyped(),
+            )?;
+        }
+        for (i, r) in self.support_bundle_requests.iter().enumerate() {
+            nil(format!("id of support-bundle request #{i}"), r.id.into_untyped())?;
+            nil(format!("case id of support-bundle request {}", r.id), r.case_id.into_untyped())?;
+            nil(
+                format!("requested sitrep id of support-bundle request {}", r.id),
+                r.requested_sitrep_id.into_untyped(),
             )?;
         }
         Ok(())
@@ -368,6 +420,19 @@ pub enum SitrepValidationError {
         /// The limit.
         max: usize,
     },
+    /// An id is the nil UUID.
+    #[error("{what} is the nil UUID, which is never a valid id")]
+    NilId {
+        /// Which field.
+        what: String,
+    },
+    /// A text field, or a string or key inside a JSON field, holds a NUL
+    /// character, which PostgreSQL cannot store.
+    #[error("{what} contains a NUL character (U+0000), which the database cannot store")]
+    NulCharacter {
+        /// Which field.
+        what: String,
+    },
     /// The sitrep names itself as its parent.
     #[error("sitrep {id} names itself as its parent")]
     OwnParent {
@@ -386,6 +451,9 @@ fn check_text(
     max: usize,
     may_be_empty: bool,
 ) -> Result<(), SitrepValidationError> {
+    if value.contains('\0') {
+        return Err(SitrepValidationError::NulCharacter { what: what.to_string() });
+    }
     if !may_be_empty && value.trim().is_empty() {
         return Err(SitrepValidationError::EmptyField { what: what.to_string() });
     }
@@ -399,7 +467,24 @@ fn check_text(
     Ok(())
 }
 
+/// Whether a JSON value holds a NUL character in any string or key.
+fn json_has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(json_has_nul),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v))
+        }
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {
+            false
+        }
+    }
+}
+
 fn check_json(what: &str, value: &serde_json::Value) -> Result<(), SitrepValidationError> {
+    if json_has_nul(value) {
+        return Err(SitrepValidationError::NulCharacter { what: what.to_string() });
+    }
     // Serializing a `Value` cannot fail; its compact length is what the
     // database stores (JSONB may differ slightly, which the margin absorbs).
     let len = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
@@ -549,6 +634,83 @@ mod tests {
         s.support_bundle_requests[0].reason = String::new();
         let err = s.validate().unwrap_err();
         assert!(err.to_string().ends_with("is empty"), "{err}");
+    }
+
+    #[test]
+    fn nil_ids_are_refused_naming_the_field() {
+        use SitrepValidationError as E;
+        let nil_field = |s: &Sitrep| match s.validate() {
+            Err(E::NilId { what }) => what,
+            other => panic!("expected a nil-id error, got {other:?}"),
+        };
+        let nil = Uuid::nil();
+
+        let mut s = sample();
+        s.metadata.id = SitrepUuid::from_untyped(nil);
+        assert_eq!(nil_field(&s), "sitrep id");
+        let mut s = sample();
+        s.metadata.parent_sitrep_id = Some(SitrepUuid::from_untyped(nil));
+        assert_eq!(nil_field(&s), "parent sitrep id");
+        let mut s = sample();
+        s.metadata.creator_id = ExecutorUuid::from_untyped(nil);
+        assert_eq!(nil_field(&s), "creator id");
+        let mut s = sample();
+        s.cases[0].id = CaseUuid::from_untyped(nil);
+        assert_eq!(nil_field(&s), "id of case #0");
+        let mut s = sample();
+        s.cases[0].opened_sitrep_id = SitrepUuid::from_untyped(nil);
+        assert!(nil_field(&s).starts_with("opened sitrep id of case"));
+        let mut s = sample();
+        s.cases[0].closed_sitrep_id = Some(SitrepUuid::from_untyped(nil));
+        assert!(nil_field(&s).starts_with("closed sitrep id of case"));
+        let mut s = sample();
+        s.alert_requests[2].id = AlertUuid::from_untyped(nil);
+        assert_eq!(nil_field(&s), "id of alert request #2");
+        let mut s = sample();
+        s.alert_requests[0].requested_sitrep_id = SitrepUuid::from_untyped(nil);
+        assert!(nil_field(&s).starts_with("requested sitrep id of alert request"));
+        let mut s = sample();
+        s.support_bundle_requests[0].id = SupportBundleUuid::from_untyped(nil);
+        assert_eq!(nil_field(&s), "id of support-bundle request #0");
+        let mut s = sample();
+        s.support_bundle_requests[0].case_id = CaseUuid::from_untyped(nil);
+        assert!(nil_field(&s).starts_with("case id of support-bundle request"));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_text_and_json() {
+        use SitrepValidationError as E;
+        let nul_field = |s: &Sitrep| match s.validate() {
+            Err(E::NulCharacter { what }) => what,
+            other => panic!("expected a NUL error, got {other:?}"),
+        };
+        let mut s = sample();
+        s.metadata.comment = "a\0b".into();
+        assert_eq!(nul_field(&s), "sitrep comment");
+        let mut s = sample();
+        s.alert_requests[0].class = "hw\0".into();
+        assert!(nul_field(&s).starts_with("class of alert request"));
+        let mut s = sample();
+        s.alert_requests[1].payload = json!({ "deep": [1, { "x": "nul\u{0}here" }] });
+        assert!(nul_field(&s).starts_with("payload of alert request"));
+        let mut s = sample();
+        s.support_bundle_requests[0].data_selection = json!({ "key\u{0}": 1 });
+        assert!(nul_field(&s).starts_with("data selection of support-bundle request"));
+        let mut s = sample();
+        s.cases[0].comment = "\0".into();
+        assert!(nul_field(&s).starts_with("comment of case"));
+    }
+
+    #[test]
+    fn an_id_may_not_be_both_an_alert_and_a_bundle_request() {
+        let mut s = sample();
+        let shared = s.alert_requests[0].id.into_untyped();
+        s.support_bundle_requests[0].id = SupportBundleUuid::from_untyped(shared);
+        s.normalize();
+        assert!(matches!(
+            s.validate(),
+            Err(SitrepValidationError::DuplicateId { id, .. }) if id == shared
+        ));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::model::{
 };
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
+use crate::keyset::KeysetPage;
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -26,13 +27,14 @@ use uuid::Uuid;
 pub const READ_PAGE_ROWS: i64 = 10_000;
 
 /// Loads every row of a keyset-paginated query, page by page: `page(after)`
-/// builds the query for the rows after key `after` (starting from the nil
+/// builds the query for the rows after key `after` (`None` for the first
+/// page, which has no lower bound, so no key is skipped, not even the nil
 /// UUID) returning at most `page_rows` rows in key order, and `key` reads a
 /// row's key. Each statement returns a bounded number of rows.
 pub(crate) async fn load_all_pages<R, Q>(
     conn: &mut diesel_async::AsyncPgConnection,
     page_rows: i64,
-    page: impl Fn(Uuid) -> Q,
+    page: impl Fn(Option<Uuid>) -> Q,
     key: impl Fn(&R) -> Uuid,
 ) -> QueryResult<Vec<R>>
 where
@@ -41,12 +43,12 @@ where
 {
     use diesel_async::RunQueryDsl;
     let mut rows = Vec::new();
-    let mut after = Uuid::nil();
+    let mut after = None;
     loop {
         let batch: Vec<R> = page(after).load(conn).await?;
         let full = batch.len() as i64 == page_rows;
         let Some(last) = batch.last() else { break };
-        after = key(last);
+        after = Some(key(last));
         rows.extend(batch);
         if !full {
             break;
@@ -77,66 +79,34 @@ pub fn sitrep_metadata_query(sitrep_id: Uuid) -> _ {
     fm_sitrep::table.filter(fm_sitrep::id.eq(sitrep_id)).select(columns)
 }
 
-/// One page of a sitrep's cases, after the case id `after`.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn case_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
-    let columns: AsSelect<CaseRow, Pg> = CaseRow::as_select();
-    let page: i64 = READ_PAGE_ROWS;
-    fm_case::table
-        .filter(fm_case::sitrep_id.eq(sitrep_id))
-        .filter(fm_case::id.gt(after))
-        .order(fm_case::id)
-        .limit(page)
-        .select(columns)
+/// One page of a sitrep's cases in id order, after the case id `after`
+/// (`None`: the first page).
+pub fn case_page_query(sitrep_id: Uuid, after: Option<Uuid>) -> KeysetPage<page_statements::case_first_page_query, page_statements::case_after_page_query> {
+    KeysetPage::new(after, || page_statements::case_first_page_query(sitrep_id), |after| page_statements::case_after_page_query(sitrep_id, after))
 }
 
-/// One page of a sitrep's alert requests, after the request id `after`.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_request_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
-    let columns: AsSelect<AlertRequestRow, Pg> = AlertRequestRow::as_select();
-    let page: i64 = READ_PAGE_ROWS;
-    fm_alert_request::table
-        .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
-        .filter(fm_alert_request::id.gt(after))
-        .order(fm_alert_request::id)
-        .limit(page)
-        .select(columns)
+/// One page of a sitrep's alert requests in id order, after `after`
+/// (`None`: the first page).
+pub fn alert_request_page_query(sitrep_id: Uuid, after: Option<Uuid>) -> KeysetPage<page_statements::alert_request_first_page_query, page_statements::alert_request_after_page_query> {
+    KeysetPage::new(after, || page_statements::alert_request_first_page_query(sitrep_id), |after| page_statements::alert_request_after_page_query(sitrep_id, after))
 }
 
-/// One page of a sitrep's support-bundle requests, after the request id
-/// `after`.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_request_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
-    let columns: AsSelect<SupportBundleRequestRow, Pg> = SupportBundleRequestRow::as_select();
-    let page: i64 = READ_PAGE_ROWS;
-    fm_support_bundle_request::table
-        .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
-        .filter(fm_support_bundle_request::id.gt(after))
-        .order(fm_support_bundle_request::id)
-        .limit(page)
-        .select(columns)
+/// One page of a sitrep's support-bundle requests in id order, after
+/// `after` (`None`: the first page).
+pub fn support_bundle_request_page_query(sitrep_id: Uuid, after: Option<Uuid>) -> KeysetPage<page_statements::support_bundle_request_first_page_query, page_statements::support_bundle_request_after_page_query> {
+    KeysetPage::new(after, || page_statements::support_bundle_request_first_page_query(sitrep_id), |after| page_statements::support_bundle_request_after_page_query(sitrep_id, after))
 }
 
-/// One page of the ids of a sitrep's alert requests, after `after`.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_request_id_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
-    fm_alert_request::table
-        .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
-        .filter(fm_alert_request::id.gt(after))
-        .order(fm_alert_request::id)
-        .limit(limit)
-        .select(fm_alert_request::id)
+/// One page of the ids of a sitrep's alert requests, after `after`
+/// (`None`: the first page).
+pub fn alert_request_id_page_query(sitrep_id: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::alert_request_id_first_page_query, page_statements::alert_request_id_after_page_query> {
+    KeysetPage::new(after, || page_statements::alert_request_id_first_page_query(sitrep_id, limit), |after| page_statements::alert_request_id_after_page_query(sitrep_id, after, limit))
 }
 
-/// One page of the ids of a sitrep's support-bundle requests, after `after`.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_request_id_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
-    fm_support_bundle_request::table
-        .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
-        .filter(fm_support_bundle_request::id.gt(after))
-        .order(fm_support_bundle_request::id)
-        .limit(limit)
-        .select(fm_support_bundle_request::id)
+/// One page of the ids of a sitrep's support-bundle requests, after
+/// `after` (`None`: the first page).
+pub fn support_bundle_request_id_page_query(sitrep_id: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_request_id_first_page_query, page_statements::support_bundle_request_id_after_page_query> {
+    KeysetPage::new(after, || page_statements::support_bundle_request_id_first_page_query(sitrep_id, limit), |after| page_statements::support_bundle_request_id_after_page_query(sitrep_id, after, limit))
 }
 
 /// The first of `ids` that exists as an alert row, live or tombstoned.
@@ -174,4 +144,104 @@ pub fn support_bundle_request_any_of_query(ids: Vec<Uuid>) -> _ {
         .filter(fm_support_bundle_request::id.eq_any(ids))
         .limit(1_i64)
         .select((fm_support_bundle_request::sitrep_id, fm_support_bundle_request::id))
+}
+
+/// The two statements of each keyset page query above: the first page (no
+/// lower bound) and a later page. `auto_type` names each statement's type
+/// after its function.
+pub mod page_statements {
+    #![allow(missing_docs)] // the type aliases that auto_type generates
+
+    use super::*;
+
+    /// The first page of [`case_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn case_first_page_query(sitrep_id: Uuid) -> _ {
+        let columns: AsSelect<CaseRow, Pg> = CaseRow::as_select();
+        let page: i64 = READ_PAGE_ROWS;
+        fm_case::table
+            .filter(fm_case::sitrep_id.eq(sitrep_id))
+            .order(fm_case::id)
+            .limit(page)
+            .select(columns)
+    }
+
+    /// A later page of [`case_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn case_after_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
+        let first: case_first_page_query = case_first_page_query(sitrep_id);
+        first.filter(fm_case::id.gt(after))
+    }
+
+    /// The first page of [`alert_request_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn alert_request_first_page_query(sitrep_id: Uuid) -> _ {
+        let columns: AsSelect<AlertRequestRow, Pg> = AlertRequestRow::as_select();
+        let page: i64 = READ_PAGE_ROWS;
+        fm_alert_request::table
+            .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
+            .order(fm_alert_request::id)
+            .limit(page)
+            .select(columns)
+    }
+
+    /// A later page of [`alert_request_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn alert_request_after_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
+        let first: alert_request_first_page_query = alert_request_first_page_query(sitrep_id);
+        first.filter(fm_alert_request::id.gt(after))
+    }
+
+    /// The first page of [`support_bundle_request_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_request_first_page_query(sitrep_id: Uuid) -> _ {
+        let columns: AsSelect<SupportBundleRequestRow, Pg> = SupportBundleRequestRow::as_select();
+        let page: i64 = READ_PAGE_ROWS;
+        fm_support_bundle_request::table
+            .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
+            .order(fm_support_bundle_request::id)
+            .limit(page)
+            .select(columns)
+    }
+
+    /// A later page of [`support_bundle_request_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_request_after_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
+        let first: support_bundle_request_first_page_query = support_bundle_request_first_page_query(sitrep_id);
+        first.filter(fm_support_bundle_request::id.gt(after))
+    }
+
+    /// The first page of [`alert_request_id_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn alert_request_id_first_page_query(sitrep_id: Uuid, limit: i64) -> _ {
+        fm_alert_request::table
+            .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
+            .order(fm_alert_request::id)
+            .limit(limit)
+            .select(fm_alert_request::id)
+    }
+
+    /// A later page of [`alert_request_id_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn alert_request_id_after_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
+        let first: alert_request_id_first_page_query = alert_request_id_first_page_query(sitrep_id, limit);
+        first.filter(fm_alert_request::id.gt(after))
+    }
+
+    /// The first page of [`support_bundle_request_id_page_query`]: no lower bound.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_request_id_first_page_query(sitrep_id: Uuid, limit: i64) -> _ {
+        fm_support_bundle_request::table
+            .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
+            .order(fm_support_bundle_request::id)
+            .limit(limit)
+            .select(fm_support_bundle_request::id)
+    }
+
+    /// A later page of [`support_bundle_request_id_page_query`]: keys above `after`.
+    #[diesel::dsl::auto_type]
+    pub fn support_bundle_request_id_after_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
+        let first: support_bundle_request_id_first_page_query = support_bundle_request_id_first_page_query(sitrep_id, limit);
+        first.filter(fm_support_bundle_request::id.gt(after))
+    }
 }

@@ -176,7 +176,7 @@ impl DataStore {
     ) -> Result<Vec<Uuid>, Error> {
         let limit = page_limit(limit)?;
         let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let (id, after) = (sitrep_id.into_untyped(), after.unwrap_or(Uuid::nil()));
+        let id = sitrep_id.into_untyped();
         match resource {
             ResourceType::Alert => {
                 alert_request_id_page_query(id, after, limit).load(&mut conn).await

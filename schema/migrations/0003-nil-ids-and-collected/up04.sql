@@ -1,0 +1,9 @@
+ALTER TABLE fm_alert_request
+    DROP CONSTRAINT IF EXISTS fm_alert_request_sitrep_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_alert_request_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_alert_request_case_id_not_nil,
+    DROP CONSTRAINT IF EXISTS fm_alert_request_requested_sitrep_id_not_nil,
+    ADD CONSTRAINT fm_alert_request_sitrep_id_not_nil CHECK (sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_alert_request_id_not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_alert_request_case_id_not_nil CHECK (case_id <> '00000000-0000-0000-0000-000000000000') NOT VALID,
+    ADD CONSTRAINT fm_alert_request_requested_sitrep_id_not_nil CHECK (requested_sitrep_id <> '00000000-0000-0000-0000-000000000000') NOT VALID;

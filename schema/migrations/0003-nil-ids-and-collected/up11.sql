@@ -1,0 +1,1 @@
+COMMENT ON TABLE fm_collected_resource IS 'Ids of FM-created alerts and support bundles that an operator deleted and the tombstone sweep then hard-deleted. Written by the sweep in the statement that hard-deletes, so it grows only with operator deletes; publishing refuses a new request naming one of these ids, whatever sitreps are still retained.';
