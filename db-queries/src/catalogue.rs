@@ -35,7 +35,7 @@ use crate::datastore::sitrep::prune::{
 use crate::datastore::sitrep::read::{history_page_ascending_query, history_page_descending_query};
 use crate::datastore::sitrep::{
     alert_any_of_query, alert_request_any_of_query, alert_request_id_page_query,
-    alert_request_page_query, case_page_query, current_history_entry_query,
+    alert_request_page_query, case_page_query, collected_any_of_query, current_history_entry_query,
     history_entry_by_sitrep_query, sitrep_metadata_query, support_bundle_any_of_query,
     support_bundle_request_any_of_query, support_bundle_request_id_page_query,
     support_bundle_request_page_query,
@@ -161,6 +161,7 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("sitrep_support_bundle_request_id_page", &["fm_support_bundle_request_pkey"]),
     ("sitrep_support_bundle_request_id_page_first", &["fm_support_bundle_request_pkey"]),
     ("sitrep_insert_alert_any_of", &["alert_pkey"]),
+    ("sitrep_insert_collected_any_of", &["fm_collected_resource_pkey"]),
     ("sitrep_insert_support_bundle_any_of", &["support_bundle_pkey"]),
     ("sitrep_insert_alert_request_any_of", &["lookup_fm_alert_request_by_id"]),
     ("sitrep_insert_support_bundle_request_any_of", &["lookup_fm_support_bundle_request_by_id"]),
@@ -178,11 +179,47 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("sitrep_archive_delete", &["fm_sitrep_archive_pkey"]),
     (
         "rendezvous_guarded_create_alert",
-        &["fm_sitrep_history_pkey", "fm_sitrep_pkey", "alert_pkey"],
+        &[
+            "fm_sitrep_history_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_sitrep_pkey",
+            "fm_alert_request_pkey",
+            "alert_pkey",
+            "fm_collected_resource_pkey",
+        ],
+    ),
+    (
+        "rendezvous_guarded_create_alert_first",
+        &[
+            "fm_sitrep_history_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_sitrep_pkey",
+            "fm_alert_request_pkey",
+            "alert_pkey",
+            "fm_collected_resource_pkey",
+        ],
     ),
     (
         "rendezvous_guarded_create_support_bundle",
-        &["fm_sitrep_history_pkey", "fm_sitrep_pkey", "support_bundle_pkey"],
+        &[
+            "fm_sitrep_history_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_sitrep_pkey",
+            "fm_support_bundle_request_pkey",
+            "support_bundle_pkey",
+            "fm_collected_resource_pkey",
+        ],
+    ),
+    (
+        "rendezvous_guarded_create_support_bundle_first",
+        &[
+            "fm_sitrep_history_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_sitrep_pkey",
+            "fm_support_bundle_request_pkey",
+            "support_bundle_pkey",
+            "fm_collected_resource_pkey",
+        ],
     ),
     ("rendezvous_alert_rows_of", &["alert_pkey"]),
     ("rendezvous_support_bundle_rows_of", &["support_bundle_pkey"]),
@@ -196,7 +233,25 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "sweep_page_alert_first",
+        &[
+            "alert_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_alert_request_pkey",
+        ],
+    ),
+    (
         "sweep_page_support_bundle",
+        &[
+            "support_bundle_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_support_bundle_request_pkey",
+        ],
+    ),
+    (
+        "sweep_page_support_bundle_first",
         &[
             "support_bundle_tombstones",
             "fm_sitrep_pkey",
@@ -324,13 +379,34 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!("sitrep_case_page_first", case_page_query(SAMPLE_SITREP, None)),
         entry!("sitrep_case_page", case_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))),
         entry!("sitrep_alert_request_page_first", alert_request_page_query(SAMPLE_SITREP, None)),
-        entry!("sitrep_alert_request_page", alert_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))),
-        entry!("sitrep_support_bundle_request_page_first", support_bundle_request_page_query(SAMPLE_SITREP, None)),
-        entry!("sitrep_support_bundle_request_page", support_bundle_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))),
-        entry!("sitrep_alert_request_id_page_first", alert_request_id_page_query(SAMPLE_SITREP, None, 1000)),
-        entry!("sitrep_alert_request_id_page", alert_request_id_page_query(SAMPLE_SITREP, Some(SAMPLE_ID), 1000)),
-        entry!("sitrep_support_bundle_request_id_page_first", support_bundle_request_id_page_query(SAMPLE_SITREP, None, 1000)),
-        entry!("sitrep_support_bundle_request_id_page", support_bundle_request_id_page_query(SAMPLE_SITREP, Some(SAMPLE_ID), 1000)),
+        entry!(
+            "sitrep_alert_request_page",
+            alert_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))
+        ),
+        entry!(
+            "sitrep_support_bundle_request_page_first",
+            support_bundle_request_page_query(SAMPLE_SITREP, None)
+        ),
+        entry!(
+            "sitrep_support_bundle_request_page",
+            support_bundle_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))
+        ),
+        entry!(
+            "sitrep_alert_request_id_page_first",
+            alert_request_id_page_query(SAMPLE_SITREP, None, 1000)
+        ),
+        entry!(
+            "sitrep_alert_request_id_page",
+            alert_request_id_page_query(SAMPLE_SITREP, Some(SAMPLE_ID), 1000)
+        ),
+        entry!(
+            "sitrep_support_bundle_request_id_page_first",
+            support_bundle_request_id_page_query(SAMPLE_SITREP, None, 1000)
+        ),
+        entry!(
+            "sitrep_support_bundle_request_id_page",
+            support_bundle_request_id_page_query(SAMPLE_SITREP, Some(SAMPLE_ID), 1000)
+        ),
         // Publishing: the writes.
         entry!("sitrep_insert_sitrep_row", sitrep_row_insert_query(sample_sitrep_row())),
         entry!("sitrep_insert_cases", case_rows_insert_query(vec![sample_case_row(); 2])),
@@ -352,6 +428,7 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         ),
         // Publishing: the fresh-id checks.
         entry!("sitrep_insert_alert_any_of", alert_any_of_query(ids.clone())),
+        entry!("sitrep_insert_collected_any_of", collected_any_of_query(ids.clone())),
         entry!("sitrep_insert_support_bundle_any_of", support_bundle_any_of_query(ids.clone())),
         entry!("sitrep_insert_alert_request_any_of", alert_request_any_of_query(ids.clone())),
         entry!(
@@ -390,10 +467,21 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
             )
         ),
         // Rendezvous: the guarded batched creation (hand-built).
-        entry!("rendezvous_guarded_create_alert", guarded_create_sample(ResourceType::Alert)),
+        entry!(
+            "rendezvous_guarded_create_alert_first",
+            guarded_create_sample(ResourceType::Alert, None)
+        ),
+        entry!(
+            "rendezvous_guarded_create_alert",
+            guarded_create_sample(ResourceType::Alert, Some(SAMPLE_ID))
+        ),
         entry!(
             "rendezvous_guarded_create_support_bundle",
-            guarded_create_sample(ResourceType::SupportBundle)
+            guarded_create_sample(ResourceType::SupportBundle, Some(SAMPLE_ID))
+        ),
+        entry!(
+            "rendezvous_guarded_create_support_bundle_first",
+            guarded_create_sample(ResourceType::SupportBundle, None)
         ),
         entry!(
             "resource_create_alert",
@@ -416,12 +504,23 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!("rendezvous_alert_rows_of", alert_rows_of_query(ids.clone())),
         entry!("rendezvous_support_bundle_rows_of", support_bundle_rows_of_query(ids.clone())),
         // The tombstone sweep (hand-built).
-        entry!("sweep_page_alert", sweep_page_sample(ResourceType::Alert)),
-        entry!("sweep_page_support_bundle", sweep_page_sample(ResourceType::SupportBundle)),
+        entry!("sweep_page_alert_first", sweep_page_sample(ResourceType::Alert, None)),
+        entry!("sweep_page_alert", sweep_page_sample(ResourceType::Alert, Some(SAMPLE_ID))),
+        entry!(
+            "sweep_page_support_bundle_first",
+            sweep_page_sample(ResourceType::SupportBundle, None)
+        ),
+        entry!(
+            "sweep_page_support_bundle",
+            sweep_page_sample(ResourceType::SupportBundle, Some(SAMPLE_ID))
+        ),
         // Executor task status.
         entry!("task_status_upsert", task_status_upsert_query(sample_task_status())),
         entry!("task_status_page_first", task_status_page_query(None, 100)),
-        entry!("task_status_page", task_status_page_query(Some((SAMPLE_ID, "fm_rendezvous".into())), 100)),
+        entry!(
+            "task_status_page",
+            task_status_page_query(Some((SAMPLE_ID, "fm_rendezvous".into())), 100)
+        ),
         entry!("task_status_of_executor", task_status_of_executor_query(SAMPLE_ID, 100)),
         // Alerts: readers (tombstones invisible), dispatch, delete.
         entry!("alert_get", alert_get_query(SAMPLE_ID)),
@@ -446,10 +545,22 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         ),
         entry!("support_bundle_page_first", support_bundle_page_query(None, 100)),
         entry!("support_bundle_page", support_bundle_page_query(Some(SAMPLE_ID), 100)),
-        entry!("support_bundle_by_executor_page_first", support_bundle_by_executor_page_query(SAMPLE_ID, None, 100)),
-        entry!("support_bundle_by_executor_page", support_bundle_by_executor_page_query(SAMPLE_ID, Some(SAMPLE_ID), 100)),
-        entry!("support_bundle_by_case_page_first", support_bundle_by_case_page_query(SAMPLE_ID, None, 100)),
-        entry!("support_bundle_by_case_page", support_bundle_by_case_page_query(SAMPLE_ID, Some(SAMPLE_ID), 100)),
+        entry!(
+            "support_bundle_by_executor_page_first",
+            support_bundle_by_executor_page_query(SAMPLE_ID, None, 100)
+        ),
+        entry!(
+            "support_bundle_by_executor_page",
+            support_bundle_by_executor_page_query(SAMPLE_ID, Some(SAMPLE_ID), 100)
+        ),
+        entry!(
+            "support_bundle_by_case_page_first",
+            support_bundle_by_case_page_query(SAMPLE_ID, None, 100)
+        ),
+        entry!(
+            "support_bundle_by_case_page",
+            support_bundle_by_case_page_query(SAMPLE_ID, Some(SAMPLE_ID), 100)
+        ),
         entry!(
             "support_bundle_update_state",
             support_bundle_update_state_query(SAMPLE_ID, SupportBundleState::Active)
@@ -458,8 +569,14 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
             "support_bundle_update_comment",
             support_bundle_update_comment_query(SAMPLE_ID, Some("comment".into()))
         ),
-        entry!("support_bundle_orphaned_page_first", support_bundle_orphaned_page_query(SAMPLE_ID, None, 1000)),
-        entry!("support_bundle_orphaned_page", support_bundle_orphaned_page_query(SAMPLE_ID, Some(SAMPLE_ID), 1000)),
+        entry!(
+            "support_bundle_orphaned_page_first",
+            support_bundle_orphaned_page_query(SAMPLE_ID, None, 1000)
+        ),
+        entry!(
+            "support_bundle_orphaned_page",
+            support_bundle_orphaned_page_query(SAMPLE_ID, Some(SAMPLE_ID), 1000)
+        ),
         entry!("support_bundle_fail", support_bundle_fail_query(SAMPLE_ID, ids.clone())),
         entry!(
             "support_bundle_tombstone",

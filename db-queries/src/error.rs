@@ -115,6 +115,44 @@ pub enum Error {
         /// Where it was found.
         used_by: String,
     },
+    /// An executor asked to execute a sitrep that has no history entry or
+    /// no `fm_sitrep` row: it was never published, or it has been pruned.
+    /// Nothing was created.
+    #[error(
+        "sitrep {sitrep_id} cannot be executed: it has no history entry or no row \
+         (never published, or pruned)"
+    )]
+    SitrepNotCommitted {
+        /// The sitrep.
+        sitrep_id: SitrepUuid,
+    },
+    /// An executor's expected generation for a sitrep is not the one the
+    /// sitrep's own row holds. Nothing was created.
+    #[error(
+        "the executor expects sitrep {sitrep_id} to have {resource} generation {expected}, \
+         but its row says {}",
+        found.map_or_else(|| "nothing readable".to_string(), |g| g.to_string())
+    )]
+    SitrepGenerationMismatch {
+        /// The sitrep.
+        sitrep_id: SitrepUuid,
+        /// Which resource type.
+        resource: ResourceType,
+        /// What the executor passed.
+        expected: Generation,
+        /// What the sitrep's row holds.
+        found: Option<Generation>,
+    },
+    /// A sitrep contradicts the history it would join: a new request or
+    /// case names a sitrep that is neither itself nor one in the history,
+    /// or a case's opening sitrep differs from the parent's.
+    #[error("sitrep {sitrep_id} is inconsistent with the history: {detail}")]
+    InconsistentSitrep {
+        /// The sitrep being published.
+        sitrep_id: SitrepUuid,
+        /// What is wrong.
+        detail: String,
+    },
     /// A sitrep with this id already exists.
     #[error("a sitrep with id {0} already exists")]
     SitrepExists(SitrepUuid),

@@ -110,7 +110,9 @@ async fn every_write_refuses_the_wrong_role_and_writes_nothing() {
     let fm = env.opctx(Role::FmExecutor);
     ds.sitrep_insert(&fm, &sitrep).await.unwrap();
     for resource in ResourceType::ALL {
-        ds.fm_resources_create(&fm, &sitrep, resource).await.unwrap();
+        ds.fm_resources_create(&fm, sitrep.id(), sitrep.metadata.generation(resource), resource)
+            .await
+            .unwrap();
     }
     let next = SitrepBuilder::new(Some(&sitrep), ExecutorUuid::new_v4(), "next")
         .build(&SatisfiedRequests::default())
@@ -142,7 +144,14 @@ async fn every_write_refuses_the_wrong_role_and_writes_nothing() {
             (
                 "fm_resources_create",
                 role == Role::FmExecutor,
-                ds.fm_resources_create(&o, &sitrep, ResourceType::Alert).await.map(drop),
+                ds.fm_resources_create(
+                    &o,
+                    sitrep.id(),
+                    sitrep.metadata.generation(ResourceType::Alert),
+                    ResourceType::Alert,
+                )
+                .await
+                .map(drop),
             ),
             (
                 "fm_tombstones_sweep",

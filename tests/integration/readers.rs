@@ -43,7 +43,10 @@ async fn target(env: &TestEnv) -> Target {
     let fm = env.opctx(Role::FmExecutor);
     env.datastore.sitrep_insert(&fm, &sitrep).await.unwrap();
     for resource in ResourceType::ALL {
-        env.datastore.fm_resources_create(&fm, &sitrep, resource).await.unwrap();
+        env.datastore
+            .fm_resources_create(&fm, sitrep.id(), sitrep.metadata.generation(resource), resource)
+            .await
+            .unwrap();
     }
     // Nothing assigns bundles yet; the collector will. Assign it below the
     // datastore.
@@ -198,12 +201,13 @@ fn readers() -> Vec<Reader> {
 
 /// Public datastore methods of the alert and bundle files that are not in
 /// [`readers`], with the reason. Every other `pub async fn` there must be.
-const NOT_TOMBSTONE_BLIND: [(&str, &str); 7] = [
+const NOT_TOMBSTONE_BLIND: [(&str, &str); 8] = [
     ("alert_delete", "a deleter: deleting a tombstone is NotFound (tests in delete.rs)"),
     ("support_bundle_delete", "a deleter: deleting a tombstone is NotFound (tests in delete.rs)"),
     ("alert_get_including_deleted", "debug reader, shows tombstones by name (checked below)"),
     ("support_bundle_get_including_deleted", "debug reader, shows tombstones by name"),
     ("fm_resources_create", "the guarded insert must see tombstones to not re-create them"),
+    ("fm_resources_create_paged", "the guarded insert, with a page size (as above)"),
     ("resource_create", "a writer of new rows"),
     ("fm_resource_rows_including_deleted", "FM-internal: satisfied requests include tombstones"),
 ];
@@ -571,7 +575,9 @@ async fn readers_use_their_indexes() {
         .filter(|e| e.name.starts_with("alert_") || e.name.starts_with("support_bundle_"))
         .map(|e| (e.name, e.expected_indexes))
         .collect();
-    assert_eq!(expected.len(), 20, "alert and bundle queries in the catalogue");
+    // 20 queries, 6 of them keyset pages listed in both forms (first page
+    // and later page).
+    assert_eq!(expected.len(), 26, "alert and bundle queries in the catalogue");
     for (name, indexes) in expected {
         let entry = entries
             .iter()
@@ -593,7 +599,7 @@ async fn readers_use_their_indexes() {
     let plan = explain_plan(
         &mut conn,
         &env.log,
-        fm_db_queries::datastore::alert::alert_page_query(Uuid::nil(), 100),
+        fm_db_queries::datastore::alert::alert_page_query(None, 100),
     )
     .await
     .unwrap();

@@ -29,11 +29,11 @@ use crate::datastore::DataStore;
 use crate::datastore::page_limit;
 use crate::db_schema::alert;
 use crate::error::Error;
+use crate::keyset::KeysetPage;
 use crate::transaction::{TransactionError, transaction_retry};
 use chrono::{DateTime, Utc};
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
-use crate::keyset::KeysetPage;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use nexus_fm_types::ids::{AlertUuid, CaseUuid, SitrepUuid};
@@ -262,15 +262,32 @@ pub fn alert_get_including_deleted_query(id: Uuid) -> _ {
 /// page, with no lower bound, so no id is skipped), by the primary key.
 /// The scan passes over tombstones in the page's id range; the sweep keeps
 /// their number bounded.
-pub fn alert_page_query(after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::alert_first_page_query, page_statements::alert_after_page_query> {
-    KeysetPage::new(after, || page_statements::alert_first_page_query(limit), |after| page_statements::alert_after_page_query(after, limit))
+pub fn alert_page_query(
+    after: Option<Uuid>,
+    limit: i64,
+) -> KeysetPage<page_statements::alert_first_page_query, page_statements::alert_after_page_query> {
+    KeysetPage::new(
+        after,
+        || page_statements::alert_first_page_query(limit),
+        |after| page_statements::alert_after_page_query(after, limit),
+    )
 }
-
 
 /// One page of one case's live alerts in id order, after `after` (`None`:
 /// the first page).
-pub fn alert_by_case_page_query(case_id: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::alert_by_case_first_page_query, page_statements::alert_by_case_after_page_query> {
-    KeysetPage::new(after, || page_statements::alert_by_case_first_page_query(case_id, limit), |after| page_statements::alert_by_case_after_page_query(case_id, after, limit))
+pub fn alert_by_case_page_query(
+    case_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> KeysetPage<
+    page_statements::alert_by_case_first_page_query,
+    page_statements::alert_by_case_after_page_query,
+> {
+    KeysetPage::new(
+        after,
+        || page_statements::alert_by_case_first_page_query(case_id, limit),
+        |after| page_statements::alert_by_case_after_page_query(case_id, after, limit),
+    )
 }
 
 /// The first page of the dispatch queue: live, undispatched alerts, oldest
@@ -542,7 +559,6 @@ impl DataStore {
         Ok(done.value)
     }
 }
-
 
 /// The two statements of each keyset page query above: the first page (no
 /// lower bound) and a later page. `auto_type` names each statement's type

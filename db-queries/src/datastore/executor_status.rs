@@ -5,11 +5,11 @@ use crate::context::{Action, OpContext};
 use crate::datastore::{DataStore, page_limit};
 use crate::db_schema::fm_executor_task_status as status;
 use crate::error::Error;
+use crate::keyset::KeysetPage;
 use crate::transaction::transaction_retry;
 use chrono::{DateTime, Utc};
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
-use crate::keyset::KeysetPage;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use nexus_fm_types::{ExecutorUuid, TaskActivationRecord};
@@ -97,7 +97,10 @@ pub fn task_status_upsert_query(
 pub fn task_status_page_query(
     after: Option<(Uuid, String)>,
     limit: i64,
-) -> KeysetPage<page_statements::task_status_first_page_query, page_statements::task_status_after_page_query> {
+) -> KeysetPage<
+    page_statements::task_status_first_page_query,
+    page_statements::task_status_after_page_query,
+> {
     KeysetPage::new(
         after,
         || page_statements::task_status_first_page_query(limit),

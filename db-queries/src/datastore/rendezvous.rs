@@ -1,13 +1,20 @@
 //! Rendezvous: creating the alerts and support bundles a sitrep requests.
 //!
 //! For the sitrep S an executor holds and one resource type T, every request
-//! of `Req_T(S)` that has no row yet (live or tombstoned) is inserted with
-//! provenance (`fm_case_id`, `fm_sitrep_id`, `fm_generation = g_T(S)`), but
-//! only while the latest sitrep's generation for T is still `g_T(S)`
-//! (DESIGN.md section 6). The check and the insert are one statement, run
-//! SERIALIZABLE through the retry wrapper, over a batch of
-//! [`CREATE_BATCH_ROWS`] requests passed as array parameters: the number of
-//! statements grows with N / batch size, never with N.
+//! of `Req_T(S)` that has no row yet (live or tombstoned) and whose id is not
+//! in the ledger of collected ids is inserted with provenance (`fm_case_id`,
+//! `fm_sitrep_id`, `fm_generation = g_T(S)`), but only while the latest
+//! sitrep's generation for T is still `g_T(S)` (DESIGN.md section 6).
+//!
+//! The database is the authority. The executor passes only S's id, the
+//! generation it expects and a cursor; each statement is an
+//! `INSERT ... SELECT` from the next [`CREATE_BATCH_ROWS`] committed request
+//! rows of S, with `g_T(S)` read from S's own row, S required to have a
+//! history entry, and the latest-generation guard, all in one statement run
+//! SERIALIZABLE through the retry wrapper. A sitrep that was never
+//! committed (or was pruned) or a generation that is not S's creates
+//! nothing and is a typed error. The number of statements grows with
+//! N / page size, and no payload travels from the executor to the server.
 //!
 //! A row that already exists is never touched, so a tombstone blocks
 //! re-creation. A stale sitrep inserts nothing and is reported as a flag, not
@@ -21,22 +28,21 @@ use crate::transaction::transaction_retry;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Nullable, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
-use nexus_fm_types::ids::{AlertUuid, CaseUuid, SupportBundleUuid};
-use nexus_fm_types::{Generation, ResourceType, Sitrep};
-use std::sync::Arc;
+use nexus_fm_types::ids::{AlertUuid, SitrepUuid, SupportBundleUuid};
+use nexus_fm_types::{Generation, ResourceType};
 use uuid::Uuid;
 
-/// Requests per guarded-insert statement. Each statement carries a handful
-/// of array parameters, so the batch size bounds the work per statement, not
-/// the number of bind parameters.
+/// Requests per guarded-creation statement: the page size of its keyset
+/// walk over the sitrep's request rows.
 pub const CREATE_BATCH_ROWS: usize = 2_000;
 
 /// What a guarded creation did, summed over its batches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CreateCounts {
-    /// Requests of this type in the sitrep.
+    /// Requests of this type in the sitrep, as read from its committed
+    /// request rows.
     pub requested: u64,
     /// Rows created now.
     pub created: u64,
@@ -45,8 +51,11 @@ pub struct CreateCounts {
     /// Requests whose resource was deleted by an operator (a tombstone):
     /// not re-created.
     pub deleted_not_recreated: u64,
-    /// Statements issued (one per batch).
+    /// Statements issued (one per page).
     pub statements: u64,
+    /// Serialization-failure retries over all statements.
+    #[serde(default)]
+    pub retries: u64,
 }
 
 /// The outcome of executing one resource type of a sitrep.
@@ -67,50 +76,52 @@ pub enum CreateOutcome {
     },
 }
 
-/// One batch of the guarded insert: `INSERT ... SELECT ... WHERE <latest
-/// generation matches>` over the requests given as arrays, with the
-/// existing rows counted from the same snapshot. Hand-built because diesel's
-/// DSL has no multi-array `unnest` or data-modifying CTEs; its text is
-/// snapshot-tested and EXPLAINed like every other query.
+/// One page of the guarded creation, in one statement: read the next
+/// [`CREATE_BATCH_ROWS`] committed requests of sitrep S (a keyset page over
+/// the request table's primary key `(sitrep_id, id)`), and insert those
+/// that have no row yet, stamped with the generation read from S's own row,
+/// only if S is committed (see [`push_committed_sitrep_cte`]), S's
+/// generation is the one the executor expects, and the latest history
+/// entry's sitrep has that generation too. Nothing the executor holds in
+/// memory decides what is created: it passes S's id, the generation it
+/// expects, and the cursor.
+///
+/// Each page row is looked up by primary key in the resource table and in
+/// the ledger of collected ids (a `LATERAL ... LIMIT 1` probe per row, so
+/// the cost is per request, never per table). Hand-built for the
+/// data-modifying CTE; its text is snapshot-tested and EXPLAINed like every
+/// other query.
 #[derive(Clone, Debug)]
 pub struct GuardedCreateQuery {
     resource: ResourceType,
     sitrep_id: Uuid,
     generation: i64,
-    ids: Vec<Uuid>,
-    case_ids: Vec<Uuid>,
-    /// Alert class, or bundle reason.
-    texts: Vec<String>,
-    /// Alert payload, or bundle data selection.
-    jsons: Vec<serde_json::Value>,
+    after: Option<Uuid>,
+    limit: i64,
 }
 
-/// The guarded insert of one batch of requests of sitrep `sitrep_id`
-/// (generation `generation` for `resource`).
+/// The guarded creation of the page of sitrep `sitrep_id`'s requests of
+/// `resource` after `after` (`None`: the first page), expecting the
+/// sitrep's generation for `resource` to be `generation`.
 pub fn guarded_create_query(
     resource: ResourceType,
     sitrep_id: Uuid,
     generation: Generation,
-    ids: Vec<Uuid>,
-    case_ids: Vec<Uuid>,
-    texts: Vec<String>,
-    jsons: Vec<serde_json::Value>,
+    after: Option<Uuid>,
+    limit: i64,
 ) -> GuardedCreateQuery {
-    GuardedCreateQuery {
-        resource,
-        sitrep_id,
-        generation: generation.as_i64(),
-        ids,
-        case_ids,
-        texts,
-        jsons,
-    }
+    GuardedCreateQuery { resource, sitrep_id, generation: generation.as_i64(), after, limit }
 }
 
 /// The SQL pieces that differ between the two resource types.
 struct Shape {
     generation_column: &'static str,
     table: &'static str,
+    request_table: &'static str,
+    /// The request column copied into the resource's text column.
+    request_text: &'static str,
+    /// The request column copied into the resource's JSON column.
+    request_json: &'static str,
     text_column: &'static str,
     json_column: &'static str,
     extra_columns: &'static str,
@@ -120,6 +131,9 @@ struct Shape {
 const ALERT_SHAPE: Shape = Shape {
     generation_column: "alert_generation",
     table: "alert",
+    request_table: "fm_alert_request",
+    request_text: "class",
+    request_json: "payload",
     text_column: "class",
     json_column: "payload",
     extra_columns: "",
@@ -129,11 +143,42 @@ const ALERT_SHAPE: Shape = Shape {
 const SUPPORT_BUNDLE_SHAPE: Shape = Shape {
     generation_column: "support_bundle_generation",
     table: "support_bundle",
+    request_table: "fm_support_bundle_request",
+    request_text: "reason",
+    request_json: "data_selection",
     text_column: "reason",
     json_column: "data_selection",
     extra_columns: ", state",
     extra_values: ", 'collecting'",
 };
+
+fn shape(resource: ResourceType) -> &'static Shape {
+    match resource {
+        ResourceType::Alert => &ALERT_SHAPE,
+        ResourceType::SupportBundle => &SUPPORT_BUNDLE_SHAPE,
+    }
+}
+
+/// The one definition of "sitrep S is committed and still exists", shared
+/// by the guarded creation and the sweep: a CTE named `evidence` with one
+/// row (S's generation for `resource`, column `generation`) when S has a
+/// history entry and its `fm_sitrep` row exists, and no row otherwise
+/// (never published, or pruned). Missing evidence means: act on nothing.
+/// Both lookups are by unique index.
+pub(crate) fn push_committed_sitrep_cte<'b>(
+    out: &mut AstPass<'_, 'b, Pg>,
+    resource: ResourceType,
+    sitrep_id: &'b Uuid,
+) -> QueryResult<()> {
+    out.push_sql("evidence AS (SELECT s.");
+    out.push_sql(shape(resource).generation_column);
+    out.push_sql(" AS generation FROM fm_sitrep AS s WHERE s.id = ");
+    out.push_bind_param::<SqlUuid, _>(sitrep_id)?;
+    out.push_sql(" AND EXISTS (SELECT 1 FROM fm_sitrep_history AS h WHERE h.sitrep_id = ");
+    out.push_bind_param::<SqlUuid, _>(sitrep_id)?;
+    out.push_sql("))");
+    Ok(())
+}
 
 impl QueryId for GuardedCreateQuery {
     type QueryId = ();
@@ -141,43 +186,72 @@ impl QueryId for GuardedCreateQuery {
 }
 
 impl Query for GuardedCreateQuery {
-    /// (stale, latest generation, created, already existed, deleted)
-    type SqlType = (Bool, Nullable<BigInt>, BigInt, BigInt, BigInt);
+    /// (sitrep present, its generation, latest generation, current,
+    /// examined, last examined id, created, already existed, deleted)
+    type SqlType = (
+        Bool,
+        Nullable<BigInt>,
+        Nullable<BigInt>,
+        Bool,
+        BigInt,
+        Nullable<SqlUuid>,
+        BigInt,
+        BigInt,
+        BigInt,
+    );
 }
 
 impl QueryFragment<Pg> for GuardedCreateQuery {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let shape = match self.resource {
-            ResourceType::Alert => &ALERT_SHAPE,
-            ResourceType::SupportBundle => &SUPPORT_BUNDLE_SHAPE,
-        };
-        // The latest sitrep's generation for this type: a backward scan of
-        // the history's primary key, then the sitrep by primary key.
-        out.push_sql("WITH latest AS (SELECT s.");
+        let shape = shape(self.resource);
+        out.push_sql("WITH ");
+        push_committed_sitrep_cte(&mut out, self.resource, &self.sitrep_id)?;
+        // The latest sitrep's generation: the newest history entry, then
+        // its sitrep row by primary key. If that row is missing the
+        // generation is NULL and the guard fails: there is no fallback to
+        // an older entry.
+        out.push_sql(", latest AS (SELECT (SELECT s.");
         out.push_sql(shape.generation_column);
         out.push_sql(
-            " AS generation FROM fm_sitrep_history AS h \
-             JOIN fm_sitrep AS s ON s.id = h.sitrep_id \
-             ORDER BY h.version DESC LIMIT 1), ",
+            " FROM fm_sitrep AS s WHERE s.id = h.sitrep_id) AS generation \
+             FROM fm_sitrep_history AS h ORDER BY h.version DESC LIMIT 1), ",
         );
-        out.push_sql("guard AS (SELECT EXISTS (SELECT 1 FROM latest WHERE latest.generation = ");
+        out.push_sql(
+            "guard AS (SELECT EXISTS (SELECT 1 FROM evidence AS e, latest AS l \
+             WHERE l.generation = e.generation AND e.generation = ",
+        );
         out.push_bind_param::<BigInt, _>(&self.generation)?;
         out.push_sql(") AS current), ");
-        out.push_sql("requested AS (SELECT * FROM unnest(");
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.ids)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.case_ids)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.texts)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Jsonb>, _>(&self.jsons)?;
-        out.push_sql(") AS r (id, case_id, text_value, json_value)), ");
-        // Rows that exist already, live or tombstoned, by primary key.
-        out.push_sql("existing AS (SELECT t.id, t.time_deleted IS NOT NULL AS deleted FROM ");
+        // The next page of S's committed requests, read only when the
+        // guard holds.
+        out.push_sql("page AS (SELECT r.id, r.case_id, r.");
+        out.push_sql(shape.request_text);
+        out.push_sql(" AS text_value, r.");
+        out.push_sql(shape.request_json);
+        out.push_sql(" AS json_value FROM ");
+        out.push_sql(shape.request_table);
+        out.push_sql(" AS r WHERE r.sitrep_id = ");
+        out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
+        if let Some(after) = &self.after {
+            out.push_sql(" AND r.id > ");
+            out.push_bind_param::<SqlUuid, _>(after)?;
+        }
+        out.push_sql(" AND (SELECT current FROM guard) ORDER BY r.id LIMIT ");
+        out.push_bind_param::<BigInt, _>(&self.limit)?;
+        out.push_sql("), ");
+        // Per request: its row (live or tombstone) and its ledger entry,
+        // each a primary-key probe.
+        out.push_sql(
+            "probed AS (SELECT p.id, p.case_id, p.text_value, p.json_value, \
+             x.deleted, k.collected FROM page AS p \
+             LEFT JOIN LATERAL (SELECT t.time_deleted IS NOT NULL AS deleted FROM ",
+        );
         out.push_sql(shape.table);
-        out.push_sql(" AS t WHERE t.id = ANY(");
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.ids)?;
-        out.push_sql(")), ");
+        out.push_sql(
+            " AS t WHERE t.id = p.id LIMIT 1) AS x ON true \
+             LEFT JOIN LATERAL (SELECT true AS collected FROM fm_collected_resource AS c \
+             WHERE c.id = p.id LIMIT 1) AS k ON true), ",
+        );
         out.push_sql("inserted AS (INSERT INTO ");
         out.push_sql(shape.table);
         out.push_sql(" (id, ");
@@ -186,61 +260,34 @@ impl QueryFragment<Pg> for GuardedCreateQuery {
         out.push_sql(shape.json_column);
         out.push_sql(shape.extra_columns);
         out.push_sql(", time_created, fm_case_id, fm_sitrep_id, fm_generation) ");
-        out.push_sql("SELECT r.id, r.text_value, r.json_value");
+        out.push_sql("SELECT p.id, p.text_value, p.json_value");
         out.push_sql(shape.extra_values);
-        out.push_sql(", now(), r.case_id, ");
+        out.push_sql(", now(), p.case_id, ");
         out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&self.generation)?;
         out.push_sql(
-            " FROM requested AS r \
-             WHERE (SELECT current FROM guard) \
-             AND NOT EXISTS (SELECT 1 FROM existing AS e WHERE e.id = r.id) \
+            ", e.generation FROM probed AS p, evidence AS e \
+             WHERE p.deleted IS NULL AND p.collected IS NULL \
              ON CONFLICT (id) DO NOTHING RETURNING id) ",
         );
         out.push_sql(
-            "SELECT NOT (SELECT current FROM guard) AS stale, \
+            "SELECT EXISTS (SELECT 1 FROM evidence) AS sitrep_present, \
+             (SELECT generation FROM evidence) AS sitrep_generation, \
              (SELECT generation FROM latest) AS latest_generation, \
+             (SELECT current FROM guard) AS current, \
+             (SELECT count(*) FROM page) AS examined, \
+             (SELECT p.id FROM page AS p ORDER BY p.id DESC LIMIT 1) AS last_id, \
              (SELECT count(*) FROM inserted) AS created, \
-             (SELECT count(*) FROM existing WHERE NOT deleted) AS already_existed, \
-             (SELECT count(*) FROM existing WHERE deleted) AS deleted",
+             (SELECT count(*) FROM probed WHERE NOT deleted) AS already_existed, \
+             (SELECT count(*) FROM probed WHERE deleted OR (deleted IS NULL AND collected)) \
+             AS deleted",
         );
         Ok(())
     }
 }
 
-/// A request of either type, flattened to the guarded insert's columns.
-struct FlatRequest {
-    id: Uuid,
-    case_id: Uuid,
-    text: String,
-    json: serde_json::Value,
-}
-
-fn flat_requests(sitrep: &Sitrep, resource: ResourceType) -> Vec<FlatRequest> {
-    match resource {
-        ResourceType::Alert => sitrep
-            .alert_requests
-            .iter()
-            .map(|r| FlatRequest {
-                id: r.id.into_untyped(),
-                case_id: r.case_id.into_untyped(),
-                text: r.class.clone(),
-                json: r.payload.clone(),
-            })
-            .collect(),
-        ResourceType::SupportBundle => sitrep
-            .support_bundle_requests
-            .iter()
-            .map(|r| FlatRequest {
-                id: r.id.into_untyped(),
-                case_id: r.case_id.into_untyped(),
-                text: r.reason.clone(),
-                json: r.data_selection.clone(),
-            })
-            .collect(),
-    }
-}
+/// What one page of the guarded creation reports (see
+/// [`GuardedCreateQuery`]'s SQL type).
+type GuardedCreateRow = (bool, Option<i64>, Option<i64>, bool, i64, Option<Uuid>, i64, i64, i64);
 
 /// A resource created outside fault management (no provenance).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -298,56 +345,101 @@ pub fn plain_support_bundle_insert_query(
 }
 
 impl DataStore {
-    /// Creates the resources of one type that `sitrep` requests and that
-    /// have no row yet, batch by batch, each batch guarded by the latest
-    /// sitrep's generation for that type.
+    /// Creates the resources of one type that committed sitrep `sitrep_id`
+    /// requests and that have no row yet, page by page, each page guarded
+    /// by the latest sitrep's generation for that type. The requests are
+    /// read from the database in the inserting statement; `generation` is
+    /// the generation the executor expects S to have, checked against S's
+    /// own row.
     ///
-    /// Stops at the first batch that finds the sitrep stale.
+    /// Stops at the first page that finds the sitrep stale.
     ///
     /// # Errors
     ///
-    /// [`Error::Forbidden`] unless the role is the FM executor; database
-    /// errors. Staleness is not an error: see [`CreateOutcome::Stale`].
+    /// - [`Error::Forbidden`] unless the role is the FM executor;
+    /// - [`Error::SitrepNotCommitted`] when S has no history entry or no
+    ///   row (never published, or pruned): nothing was created by that
+    ///   page;
+    /// - [`Error::SitrepGenerationMismatch`] when S's generation is not
+    ///   `generation`: nothing was created by that page;
+    /// - database errors.
+    ///
+    /// Staleness is not an error: see [`CreateOutcome::Stale`].
     pub async fn fm_resources_create(
         &self,
         opctx: &OpContext,
-        sitrep: &Sitrep,
+        sitrep_id: SitrepUuid,
+        generation: Generation,
         resource: ResourceType,
     ) -> Result<CreateOutcome, Error> {
+        self.fm_resources_create_paged(opctx, sitrep_id, generation, resource, None).await
+    }
+
+    /// [`DataStore::fm_resources_create`] with `page_rows` requests per
+    /// statement instead of [`CREATE_BATCH_ROWS`] (tests use tiny pages).
+    ///
+    /// # Errors
+    ///
+    /// As [`DataStore::fm_resources_create`]; [`Error::InvalidArgument`]
+    /// for a page size below 1.
+    pub async fn fm_resources_create_paged(
+        &self,
+        opctx: &OpContext,
+        sitrep_id: SitrepUuid,
+        generation: Generation,
+        resource: ResourceType,
+        page_rows: Option<i64>,
+    ) -> Result<CreateOutcome, Error> {
+        let limit = page_rows.unwrap_or(CREATE_BATCH_ROWS as i64);
+        if limit < 1 {
+            return Err(Error::InvalidArgument(format!(
+                "creation page size must be >= 1: {limit}"
+            )));
+        }
         let mut conn = self.pool_connection_authorized(opctx, Action::FmWrite).await?;
-        let generation = sitrep.metadata.generation(resource);
-        let sitrep_id = sitrep.id().into_untyped();
-        let requests = flat_requests(sitrep, resource);
-        let mut counts = CreateCounts { requested: requests.len() as u64, ..Default::default() };
-        for batch in requests.chunks(CREATE_BATCH_ROWS) {
-            let query = Arc::new(guarded_create_query(
-                resource,
-                sitrep_id,
-                generation,
-                batch.iter().map(|r| r.id).collect(),
-                batch.iter().map(|r| r.case_id).collect(),
-                batch.iter().map(|r| r.text.clone()).collect(),
-                batch.iter().map(|r| r.json.clone()).collect(),
-            ));
+        let mut counts = CreateCounts::default();
+        let mut after = None;
+        loop {
+            let query =
+                guarded_create_query(resource, sitrep_id.into_untyped(), generation, after, limit);
             let done = transaction_retry(&mut conn, &opctx.log, "fm_resources_create", |conn| {
-                let query = GuardedCreateQuery::clone(&query);
+                let query = query.clone();
                 Box::pin(async move {
-                    let row: (bool, Option<i64>, i64, i64, i64) = query.get_result(conn).await?;
+                    let row: GuardedCreateRow = query.get_result(conn).await?;
                     Ok(row)
                 })
             })
             .await?;
-            let (stale, latest, created, existed, deleted) = done.value;
+            let (present, own, latest, current, examined, last, created, existed, deleted) =
+                done.value;
             counts.statements += 1;
-            counts.created += created as u64;
-            counts.already_existed += existed as u64;
-            counts.deleted_not_recreated += deleted as u64;
-            if stale {
+            counts.retries += u64::from(done.retries);
+            if !present {
+                return Err(Error::SitrepNotCommitted { sitrep_id });
+            }
+            let own = own.and_then(|g| Generation::try_new(g).ok());
+            if own != Some(generation) {
+                return Err(Error::SitrepGenerationMismatch {
+                    sitrep_id,
+                    resource,
+                    expected: generation,
+                    found: own,
+                });
+            }
+            if !current {
                 return Ok(CreateOutcome::Stale {
                     sitrep_generation: generation,
                     latest_generation: latest.and_then(|g| Generation::try_new(g).ok()),
                     counts,
                 });
+            }
+            counts.requested += examined as u64;
+            counts.created += created as u64;
+            counts.already_existed += existed as u64;
+            counts.deleted_not_recreated += deleted as u64;
+            match last {
+                Some(id) if examined == limit => after = Some(id),
+                _ => break,
             }
         }
         Ok(CreateOutcome::Executed(counts))
@@ -359,6 +451,7 @@ impl DataStore {
     /// # Errors
     ///
     /// [`Error::Forbidden`] unless the role is operator or FM executor;
+    /// [`Error::InvalidArgument`] for the nil id (nothing is written);
     /// a database error (e.g. the id exists).
     pub async fn resource_create(
         &self,
@@ -366,6 +459,15 @@ impl DataStore {
         resource: NewResource,
     ) -> Result<(), Error> {
         let mut conn = self.pool_connection_authorized(opctx, Action::CreateResource).await?;
+        let id = match &resource {
+            NewResource::Alert { id, .. } => id.into_untyped(),
+            NewResource::SupportBundle { id, .. } => id.into_untyped(),
+        };
+        if id.is_nil() {
+            return Err(Error::InvalidArgument(
+                "a resource id may not be the nil UUID".to_string(),
+            ));
+        }
         transaction_retry(&mut conn, &opctx.log, "resource_create", |conn| {
             let resource = resource.clone();
             Box::pin(async move {
@@ -388,18 +490,11 @@ impl DataStore {
     }
 }
 
-/// Sample parameters for the catalogue: a batch of two requests.
-pub fn guarded_create_sample(resource: ResourceType) -> GuardedCreateQuery {
-    let id = |n: u128| Uuid::from_u128(0xc4ea_0000_0000_4000_8000_0000_0000_0000 + n);
-    guarded_create_query(
-        resource,
-        id(1),
-        Generation::FIRST,
-        vec![id(2), id(3)],
-        vec![CaseUuid::from_untyped(id(4)).into_untyped(); 2],
-        vec!["text".to_string(); 2],
-        vec![serde_json::json!({}); 2],
-    )
+/// Sample parameters for the catalogue: the first page (`after` `None`) or
+/// a later one.
+pub fn guarded_create_sample(resource: ResourceType, after: Option<Uuid>) -> GuardedCreateQuery {
+    let id = Uuid::from_u128(0xc4ea_0000_0000_4000_8000_0000_0000_0001);
+    guarded_create_query(resource, id, Generation::FIRST, after, CREATE_BATCH_ROWS as i64)
 }
 
 /// Which of `ids` have a row of `resource`'s table, and whether that row is

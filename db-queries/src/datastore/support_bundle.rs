@@ -25,11 +25,11 @@ use crate::context::{Action, OpContext};
 use crate::datastore::{DataStore, page_limit};
 use crate::db_schema::support_bundle;
 use crate::error::Error;
+use crate::keyset::KeysetPage;
 use crate::transaction::{TransactionError, transaction_retry};
 use chrono::{DateTime, Utc};
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
-use crate::keyset::KeysetPage;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use nexus_fm_types::ids::{CaseUuid, ExecutorUuid, SupportBundleUuid};
@@ -230,21 +230,54 @@ pub fn support_bundle_get_including_deleted_query(id: Uuid) -> _ {
 /// page, with no lower bound, so no id is skipped), by the primary key.
 /// The scan passes over tombstones in the page's id range; the sweep keeps
 /// their number bounded.
-pub fn support_bundle_page_query(after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_first_page_query, page_statements::support_bundle_after_page_query> {
-    KeysetPage::new(after, || page_statements::support_bundle_first_page_query(limit), |after| page_statements::support_bundle_after_page_query(after, limit))
+pub fn support_bundle_page_query(
+    after: Option<Uuid>,
+    limit: i64,
+) -> KeysetPage<
+    page_statements::support_bundle_first_page_query,
+    page_statements::support_bundle_after_page_query,
+> {
+    KeysetPage::new(
+        after,
+        || page_statements::support_bundle_first_page_query(limit),
+        |after| page_statements::support_bundle_after_page_query(after, limit),
+    )
 }
-
 
 /// One page of the live bundles assigned to `executor`, in id order, after
 /// `after` (`None`: the first page).
-pub fn support_bundle_by_executor_page_query(executor: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_by_executor_first_page_query, page_statements::support_bundle_by_executor_after_page_query> {
-    KeysetPage::new(after, || page_statements::support_bundle_by_executor_first_page_query(executor, limit), |after| page_statements::support_bundle_by_executor_after_page_query(executor, after, limit))
+pub fn support_bundle_by_executor_page_query(
+    executor: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> KeysetPage<
+    page_statements::support_bundle_by_executor_first_page_query,
+    page_statements::support_bundle_by_executor_after_page_query,
+> {
+    KeysetPage::new(
+        after,
+        || page_statements::support_bundle_by_executor_first_page_query(executor, limit),
+        |after| {
+            page_statements::support_bundle_by_executor_after_page_query(executor, after, limit)
+        },
+    )
 }
 
 /// One page of the live bundles that case `case_id` requested, in id order,
 /// after `after` (`None`: the first page).
-pub fn support_bundle_by_case_page_query(case_id: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_by_case_first_page_query, page_statements::support_bundle_by_case_after_page_query> {
-    KeysetPage::new(after, || page_statements::support_bundle_by_case_first_page_query(case_id, limit), |after| page_statements::support_bundle_by_case_after_page_query(case_id, after, limit))
+pub fn support_bundle_by_case_page_query(
+    case_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> KeysetPage<
+    page_statements::support_bundle_by_case_first_page_query,
+    page_statements::support_bundle_by_case_after_page_query,
+> {
+    KeysetPage::new(
+        after,
+        || page_statements::support_bundle_by_case_first_page_query(case_id, limit),
+        |after| page_statements::support_bundle_by_case_after_page_query(case_id, after, limit),
+    )
 }
 
 /// Sets the state of one live bundle, returning the updated row.
@@ -280,8 +313,19 @@ pub fn support_bundle_update_comment_query(id: Uuid, comment: Option<String>) ->
 /// [`DataStore::support_bundle_fail_orphaned`] advances past every examined
 /// bundle, so a page of bundles that are already failed still makes
 /// progress.
-pub fn support_bundle_orphaned_page_query(executor: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_orphaned_first_page_query, page_statements::support_bundle_orphaned_after_page_query> {
-    KeysetPage::new(after, || page_statements::support_bundle_orphaned_first_page_query(executor, limit), |after| page_statements::support_bundle_orphaned_after_page_query(executor, after, limit))
+pub fn support_bundle_orphaned_page_query(
+    executor: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> KeysetPage<
+    page_statements::support_bundle_orphaned_first_page_query,
+    page_statements::support_bundle_orphaned_after_page_query,
+> {
+    KeysetPage::new(
+        after,
+        || page_statements::support_bundle_orphaned_first_page_query(executor, limit),
+        |after| page_statements::support_bundle_orphaned_after_page_query(executor, after, limit),
+    )
 }
 
 /// Fails those of `ids` that are live, still assigned to `executor`, and
@@ -619,7 +663,6 @@ impl DataStore {
     }
 }
 
-
 /// The two statements of each keyset page query above: the first page (no
 /// lower bound) and a later page. `auto_type` names each statement's type
 /// after its function.
@@ -660,8 +703,13 @@ pub mod page_statements {
 
     /// A later page of [`support_bundle_by_executor_page_query`]: keys above `after`.
     #[diesel::dsl::auto_type]
-    pub fn support_bundle_by_executor_after_page_query(executor: Uuid, after: Uuid, limit: i64) -> _ {
-        let first: support_bundle_by_executor_first_page_query = support_bundle_by_executor_first_page_query(executor, limit);
+    pub fn support_bundle_by_executor_after_page_query(
+        executor: Uuid,
+        after: Uuid,
+        limit: i64,
+    ) -> _ {
+        let first: support_bundle_by_executor_first_page_query =
+            support_bundle_by_executor_first_page_query(executor, limit);
         first.filter(support_bundle::id.gt(after))
     }
 
@@ -680,7 +728,8 @@ pub mod page_statements {
     /// A later page of [`support_bundle_by_case_page_query`]: keys above `after`.
     #[diesel::dsl::auto_type]
     pub fn support_bundle_by_case_after_page_query(case_id: Uuid, after: Uuid, limit: i64) -> _ {
-        let first: support_bundle_by_case_first_page_query = support_bundle_by_case_first_page_query(case_id, limit);
+        let first: support_bundle_by_case_first_page_query =
+            support_bundle_by_case_first_page_query(case_id, limit);
         first.filter(support_bundle::id.gt(after))
     }
 
@@ -698,7 +747,8 @@ pub mod page_statements {
     /// A later page of [`support_bundle_orphaned_page_query`]: keys above `after`.
     #[diesel::dsl::auto_type]
     pub fn support_bundle_orphaned_after_page_query(executor: Uuid, after: Uuid, limit: i64) -> _ {
-        let first: support_bundle_orphaned_first_page_query = support_bundle_orphaned_first_page_query(executor, limit);
+        let first: support_bundle_orphaned_first_page_query =
+            support_bundle_orphaned_first_page_query(executor, limit);
         first.filter(support_bundle::id.gt(after))
     }
 }

@@ -14,11 +14,15 @@
 //! page of [`SWEEP_PAGE_ROWS`] at a time; the cursor advances past every
 //! examined row, so a page that deletes nothing still makes progress. Its
 //! cost grows with the number of tombstones, never with the number of live
-//! rows. `g_T(S)` is read from the database in the same statement, never
-//! taken from the caller.
+//! rows, and never with the size of S: "still requested" is one primary-key
+//! probe per examined tombstone. `g_T(S)` is read from the database in the
+//! same statement, never taken from the caller. Every FM-created resource
+//! hard-deleted here is recorded, by the same statement, in the ledger of
+//! collected ids that publishing checks (DESIGN.md section 5).
 
 use crate::context::{Action, OpContext};
 use crate::datastore::DataStore;
+use crate::datastore::rendezvous::push_committed_sitrep_cte;
 use crate::error::Error;
 use crate::transaction::transaction_retry;
 use diesel::pg::Pg;
@@ -50,24 +54,36 @@ pub struct SweepCounts {
     /// Kept because the executing sitrep has no history entry or no row
     /// (never committed, or pruned): the sweep then deletes nothing.
     pub retained_sitrep_missing: u64,
+    /// Serialization-failure retries over all pages.
+    #[serde(default)]
+    pub retries: u64,
 }
 
-/// One page of the sweep: examine the next tombstones after `after` and
-/// hard-delete the eligible ones, all in one statement. Hand-built for the
-/// data-modifying CTE; snapshot-tested and EXPLAINed like every query.
+/// One page of the sweep: examine the next tombstones after `after` (from
+/// the first tombstone when `None`) and hard-delete the eligible ones, all
+/// in one statement; each hard-deleted FM-created resource is recorded in
+/// the ledger of collected ids (`fm_collected_resource`) by the same
+/// statement, so publishing can refuse its id forever after. Hand-built
+/// for the data-modifying CTE; snapshot-tested and EXPLAINed like every
+/// query.
+///
+/// "Still requested" is a primary-key probe of `(sitrep_id, id)` per
+/// examined tombstone (`LATERAL ... LIMIT 1`), so a page costs the same
+/// whatever the size of the sitrep that drives it.
 #[derive(Clone, Debug)]
 pub struct SweepPageQuery {
     resource: ResourceType,
     sitrep_id: Uuid,
-    after: Uuid,
+    after: Option<Uuid>,
     limit: i64,
 }
 
-/// The sweep page after tombstone `after`, driven by sitrep `sitrep_id`.
+/// The sweep page after tombstone `after` (`None`: the first page),
+/// driven by sitrep `sitrep_id`.
 pub fn sweep_page_query(
     resource: ResourceType,
     sitrep_id: Uuid,
-    after: Uuid,
+    after: Option<Uuid>,
     limit: i64,
 ) -> SweepPageQuery {
     SweepPageQuery { resource, sitrep_id, after, limit }
@@ -86,36 +102,39 @@ impl Query for SweepPageQuery {
 
 impl QueryFragment<Pg> for SweepPageQuery {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let (table, requests, generation) = match self.resource {
-            ResourceType::Alert => ("alert", "fm_alert_request", "alert_generation"),
+        let (table, requests, type_name) = match self.resource {
+            ResourceType::Alert => ("alert", "fm_alert_request", "'alert'"),
             ResourceType::SupportBundle => {
-                ("support_bundle", "fm_support_bundle_request", "support_bundle_generation")
+                ("support_bundle", "fm_support_bundle_request", "'support_bundle'")
             }
         };
-        // Evidence that S may drive a sweep: it has a history entry and its
-        // row exists. Both by unique index. No row here: delete nothing.
-        out.push_sql("WITH evidence AS (SELECT s.");
-        out.push_sql(generation);
-        out.push_sql(" AS generation FROM fm_sitrep AS s WHERE s.id = ");
-        out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
-        out.push_sql(" AND EXISTS (SELECT 1 FROM fm_sitrep_history AS h WHERE h.sitrep_id = ");
-        out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
-        out.push_sql(")), ");
+        // Evidence that S may drive a sweep, the same definition the
+        // guarded creation uses. No row: delete nothing.
+        out.push_sql("WITH ");
+        push_committed_sitrep_cte(&mut out, self.resource, &self.sitrep_id)?;
         // The next page of tombstones, by the tombstone-only partial index
         // (the predicate is stated so the planner can use it).
-        out.push_sql("page AS (SELECT t.id, t.fm_generation, EXISTS (SELECT 1 FROM ");
-        out.push_sql(requests);
-        out.push_sql(" AS r WHERE r.sitrep_id = ");
-        out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
-        out.push_sql(" AND r.id = t.id) AS requested FROM ");
+        out.push_sql(", page AS (SELECT t.id, t.fm_generation FROM ");
         out.push_sql(table);
-        out.push_sql(" AS t WHERE t.time_deleted IS NOT NULL AND t.id > ");
-        out.push_bind_param::<SqlUuid, _>(&self.after)?;
+        out.push_sql(" AS t WHERE t.time_deleted IS NOT NULL");
+        if let Some(after) = &self.after {
+            out.push_sql(" AND t.id > ");
+            out.push_bind_param::<SqlUuid, _>(after)?;
+        }
         out.push_sql(" ORDER BY t.id LIMIT ");
         out.push_bind_param::<BigInt, _>(&self.limit)?;
         out.push_sql("), ");
+        // Per examined tombstone: is it in Req_T(S)? One primary-key probe.
         out.push_sql(
-            "eligible AS (SELECT p.id FROM page AS p, evidence AS e \
+            "probed AS (SELECT p.id, p.fm_generation, x.requested IS NOT NULL AS requested \
+             FROM page AS p LEFT JOIN LATERAL (SELECT true AS requested FROM ",
+        );
+        out.push_sql(requests);
+        out.push_sql(" AS r WHERE r.sitrep_id = ");
+        out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
+        out.push_sql(" AND r.id = p.id LIMIT 1) AS x ON true), ");
+        out.push_sql(
+            "eligible AS (SELECT p.id FROM probed AS p, evidence AS e \
              WHERE NOT p.requested \
              AND (p.fm_generation IS NULL OR p.fm_generation < e.generation)), ",
         );
@@ -123,15 +142,26 @@ impl QueryFragment<Pg> for SweepPageQuery {
         out.push_sql(table);
         out.push_sql(
             " AS d WHERE d.id IN (SELECT id FROM eligible) AND d.time_deleted IS NOT NULL \
-             RETURNING d.id) ",
+             RETURNING d.id, d.fm_generation, d.time_deleted), ",
+        );
+        // The ledger: every FM-created resource removed here, so that no
+        // later sitrep can request its id again, whatever is retained.
+        out.push_sql(
+            "collected AS (INSERT INTO fm_collected_resource \
+             (id, resource_type, time_deleted, time_collected) SELECT d.id, ",
+        );
+        out.push_sql(type_name);
+        out.push_sql(
+            ", d.time_deleted, now() FROM deleted AS d WHERE d.fm_generation IS NOT NULL \
+             ON CONFLICT (id) DO NOTHING RETURNING id) ",
         );
         out.push_sql(
             "SELECT EXISTS (SELECT 1 FROM evidence) AS sitrep_present, \
              (SELECT count(*) FROM page) AS examined, \
              (SELECT p.id FROM page AS p ORDER BY p.id DESC LIMIT 1) AS last_id, \
              (SELECT count(*) FROM deleted) AS hard_deleted, \
-             (SELECT count(*) FROM page AS p WHERE p.requested) AS retained_requested, \
-             (SELECT count(*) FROM page AS p, evidence AS e \
+             (SELECT count(*) FROM probed AS p WHERE p.requested) AS retained_requested, \
+             (SELECT count(*) FROM probed AS p, evidence AS e \
                WHERE NOT p.requested AND p.fm_generation >= e.generation) AS retained_too_new",
         );
         Ok(())
@@ -160,7 +190,7 @@ impl DataStore {
         }
         let mut conn = self.pool_connection_authorized(opctx, Action::FmWrite).await?;
         let mut counts = SweepCounts::default();
-        let mut after = Uuid::nil();
+        let mut after = None;
         loop {
             let query = sweep_page_query(resource, sitrep_id.into_untyped(), after, limit);
             let done = transaction_retry(&mut conn, &opctx.log, "fm_tombstones_sweep", |conn| {
@@ -174,6 +204,7 @@ impl DataStore {
             .await?;
             let (present, examined, last, deleted, requested, too_new) = done.value;
             counts.pages += 1;
+            counts.retries += u64::from(done.retries);
             counts.tombstones_examined += examined as u64;
             if !present {
                 // Missing evidence: this sitrep may not drive a sweep at
@@ -187,7 +218,7 @@ impl DataStore {
             // The cursor comes from the examined rows (not from RETURNING,
             // whose order is unspecified), so retained rows are passed too.
             match last {
-                Some(id) if examined == limit => after = id,
+                Some(id) if examined == limit => after = Some(id),
                 _ => break,
             }
         }
@@ -201,12 +232,13 @@ impl DataStore {
     }
 }
 
-/// Sample parameters for the catalogue.
-pub fn sweep_page_sample(resource: ResourceType) -> SweepPageQuery {
+/// Sample parameters for the catalogue: the first page (`after` `None`) or
+/// a later one.
+pub fn sweep_page_sample(resource: ResourceType, after: Option<Uuid>) -> SweepPageQuery {
     sweep_page_query(
         resource,
         Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0001),
-        Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0002),
+        after,
         SWEEP_PAGE_ROWS,
     )
 }

@@ -44,6 +44,11 @@ pub const NO_SITREP_LOADED: &str = "skipped: no sitrep loaded yet";
 /// The outcome label of creation skipped because the sitrep is stale.
 pub const STALE_SITREP: &str = "skipped: this executor's sitrep is no longer current";
 
+/// The outcome label of creation skipped because the sitrep is no longer in
+/// the database.
+pub const SITREP_GONE: &str =
+    "skipped: this executor's sitrep is no longer in the database (pruned)";
+
 /// The outcome label of a sweep that failed.
 pub const SWEEP_FAILED: &str = "sweep failed";
 
@@ -182,6 +187,7 @@ impl FmRendezvous {
             stale: false,
             latest_generation: None,
             statements: 0,
+            retries: 0,
             outcome: String::new(),
             errors: Vec::new(),
             sweep: SweepStatus::default(),
@@ -203,6 +209,21 @@ impl FmRendezvous {
                     "sitrep_generation" => %sitrep_generation,
                     "latest_generation" => latest_generation.map(Generation::as_i64),
                     "created_before_stale" => counts.created);
+                self.stale_reports.notify_one();
+            }
+            Err(CreateError::Datastore {
+                source: fm_db_queries::Error::SitrepNotCommitted { .. },
+                ..
+            }) => {
+                // The loader only hands out committed sitreps, so this one
+                // was pruned while this executor held it: it is far behind,
+                // which is normal for a lagging executor.
+                status.stale = true;
+                status.outcome = SITREP_GONE.to_string();
+                slog::info!(opctx.log, "sitrep is gone (pruned); asking the loader for the current one";
+                    "resource" => %resource,
+                    "sitrep_id" => %sitrep.id(),
+                    "version" => %loaded.version);
                 self.stale_reports.notify_one();
             }
             Err(error) => {
@@ -228,8 +249,9 @@ impl FmRendezvous {
         if self.faults.as_ref().is_some_and(|f| f.creation_fails(resource)) {
             return Err(CreateError::Injected(resource));
         }
+        let sitrep = &loaded.sitrep;
         self.datastore
-            .fm_resources_create(opctx, &loaded.sitrep, resource)
+            .fm_resources_create(opctx, sitrep.id(), sitrep.metadata.generation(resource), resource)
             .await
             .map_err(|source| CreateError::Datastore { resource, source })
     }
@@ -253,6 +275,7 @@ impl FmRendezvous {
                 retained_still_requested: c.retained_still_requested,
                 retained_too_new: c.retained_too_new,
                 retained_sitrep_missing: c.retained_sitrep_missing,
+                retries: c.retries,
                 errors: Vec::new(),
             },
             Err(e) => {
@@ -290,8 +313,15 @@ fn request_counts(loaded: &LoadedSitrep, resource: ResourceType) -> (u64, u64) {
 fn apply_counts(status: &mut RendezvousTypeStatus, counts: &CreateCounts) {
     // `requested` comes from the sitrep itself, which is known even when
     // creation fails; the datastore counts the same requests.
-    let CreateCounts { requested: _, created, already_existed, deleted_not_recreated, statements } =
-        *counts;
+    let CreateCounts {
+        requested: _,
+        created,
+        already_existed,
+        deleted_not_recreated,
+        statements,
+        retries,
+    } = *counts;
+    status.retries = retries;
     status.created = created;
     status.already_existed = already_existed;
     status.deleted_not_recreated = deleted_not_recreated;

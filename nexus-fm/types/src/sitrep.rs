@@ -347,7 +347,10 @@ impl Sitrep {
         nil("creator id".into(), m.creator_id.into_untyped())?;
         for (i, case) in self.cases.iter().enumerate() {
             nil(format!("id of case #{i}"), case.id.into_untyped())?;
-            nil(format!("opened sitrep id of case {}", case.id), case.opened_sitrep_id.into_untyped())?;
+            nil(
+                format!("opened sitrep id of case {}", case.id),
+                case.opened_sitrep_id.into_untyped(),
+            )?;
             if let Some(closed) = case.closed_sitrep_id {
                 nil(format!("closed sitrep id of case {}", case.id), closed.into_untyped())?;
             }

@@ -183,6 +183,9 @@ pub struct RendezvousTypeStatus {
     pub latest_generation: Option<Generation>,
     /// SQL statements issued for creation.
     pub statements: u64,
+    /// Serialization-failure retries of those statements.
+    #[serde(default)]
+    pub retries: u64,
     /// What happened, e.g. "created 3 of 3 requested" or "skipped: this
     /// executor's sitrep is no longer current".
     pub outcome: String,
@@ -213,6 +216,9 @@ pub struct SweepStatus {
     /// Tombstones kept because the sitrep's row is missing (pruned, or it
     /// never became current), so it may not drive a sweep.
     pub retained_sitrep_missing: u64,
+    /// Serialization-failure retries of the sweep's statements.
+    #[serde(default)]
+    pub retries: u64,
     /// Sweep errors, each with its whole cause chain.
     pub errors: Vec<String>,
 }
@@ -275,6 +281,7 @@ mod tests {
             stale: false,
             latest_generation: None,
             statements: 1,
+            retries: 0,
             outcome: "created 1 of 3 requested".into(),
             errors: vec![],
             sweep: SweepStatus::nothing_done("no tombstones"),

@@ -8,14 +8,19 @@
 //! 2. the generation rule, per resource type, verified against the parent's
 //!    request set;
 //! 3. fresh ids: a request that is new relative to the parent must not name
-//!    an existing resource row (live or tombstoned) nor a request of another
-//!    retained sitrep;
-//! 4. everything [`Sitrep::validate`] checks (duplicates, missing cases,
-//!    empty or oversized fields).
+//!    an existing resource row of either type (live or tombstoned), a
+//!    request of either type in another retained sitrep, nor an id in the
+//!    ledger of collected resources (so retention never reopens an id);
+//! 4. consistency with the history: new requests and new cases name this
+//!    sitrep or one in the history as where they first appeared, and a case
+//!    keeps the parent's opening sitrep;
+//! 5. everything [`Sitrep::validate`] checks (nil ids, duplicates, missing
+//!    cases, empty, oversized or NUL-bearing fields).
 
 use super::{
     READ_PAGE_ROWS, alert_any_of_query, alert_request_any_of_query, alert_request_id_page_query,
-    current_history_entry_query, load_all_pages, sitrep_metadata_query,
+    case_page_query, collected_any_of_query, current_history_entry_query,
+    history_entry_by_sitrep_query, load_all_pages, sitrep_metadata_query,
     support_bundle_any_of_query, support_bundle_request_any_of_query,
     support_bundle_request_id_page_query,
 };
@@ -34,7 +39,7 @@ use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use nexus_fm_types::ids::SitrepUuid;
 use nexus_fm_types::{Generation, ResourceType, Sitrep, SitrepVersion};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -140,6 +145,7 @@ impl DataStore {
     ///   sitrep (or it has no parent but the history is not empty);
     /// - [`Error::GenerationMismatch`] when a generation breaks the rule;
     /// - [`Error::RequestIdReused`] when a new request reuses an id;
+    /// - [`Error::InconsistentSitrep`] when it contradicts the history;
     /// - [`Error::SitrepExists`] when its id is taken.
     pub async fn sitrep_insert(
         &self,
@@ -222,6 +228,8 @@ async fn sitrep_insert_in_txn(
                 })?,
         ),
     };
+    // Requests new relative to the parent, of both types.
+    let mut added: HashMap<Uuid, ResourceType> = HashMap::new();
     for resource in ResourceType::ALL {
         let new_ids = sitrep.request_ids(resource);
         let (parent_generation, parent_ids) = match (&parent_row, meta.parent_sitrep_id) {
@@ -250,9 +258,12 @@ async fn sitrep_insert_in_txn(
                 unchanged,
             });
         }
-        let added: Vec<Uuid> = new_ids.into_iter().filter(|id| !parent_ids.contains(id)).collect();
-        check_fresh_in_txn(conn, resource, &added).await?;
+        added.extend(
+            new_ids.into_iter().filter(|id| !parent_ids.contains(id)).map(|id| (id, resource)),
+        );
     }
+    check_fresh_in_txn(conn, &added).await?;
+    check_history_consistency_in_txn(conn, sitrep, &added).await?;
 
     // 4. Write: the sitrep row, its children, then the history entry that
     // makes it current. All in this transaction, so a reader sees all of it
@@ -338,49 +349,134 @@ pub(crate) async fn request_ids_in_txn(
     Ok(ids.into_iter().collect())
 }
 
-/// Fails unless every id in `added` is unused: no resource row (live or
-/// tombstoned) and no request in any retained sitrep.
+/// Fails unless every id in `added` (new requests of either type) is
+/// unused: no resource row of either type (live or tombstoned), no request
+/// of either type in any retained sitrep, and no entry in the ledger of
+/// collected ids. Ids are unique across both resource types, and the
+/// ledger makes the check independent of retention: an id whose resource
+/// an operator deleted and the sweep collected is refused even after every
+/// sitrep that named it has been pruned.
 async fn check_fresh_in_txn(
     conn: &mut AsyncPgConnection,
-    resource: ResourceType,
-    added: &[Uuid],
+    added: &HashMap<Uuid, ResourceType>,
 ) -> Result<(), TransactionError> {
-    for chunk in added.chunks(LOOKUP_CHUNK_IDS) {
-        let ids = chunk.to_vec();
-        let existing: Option<Uuid> = match resource {
-            ResourceType::Alert => alert_any_of_query(ids.clone()).get_result(conn).await,
-            ResourceType::SupportBundle => {
-                support_bundle_any_of_query(ids.clone()).get_result(conn).await
-            }
+    let ids: Vec<Uuid> = added.keys().copied().collect();
+    let reused = |id: Uuid, used_by: String| {
+        let resource = added.get(&id).copied().unwrap_or(ResourceType::Alert);
+        abort(Error::RequestIdReused { resource, id, used_by })
+    };
+    for chunk in ids.chunks(LOOKUP_CHUNK_IDS) {
+        let chunk = chunk.to_vec();
+        if let Some(id) = alert_any_of_query(chunk.clone()).get_result(conn).await.optional()? {
+            return reused(id, "an alert with this id exists (live or deleted)".to_string());
         }
-        .optional()?;
-        if let Some(id) = existing {
-            return abort(Error::RequestIdReused {
-                resource,
+        if let Some(id) =
+            support_bundle_any_of_query(chunk.clone()).get_result(conn).await.optional()?
+        {
+            return reused(
                 id,
-                used_by: match resource {
-                    ResourceType::Alert => "an alert with this id exists (live or deleted)",
-                    ResourceType::SupportBundle => {
-                        "a support bundle with this id exists (live or deleted)"
-                    }
-                }
-                .to_string(),
-            });
+                "a support bundle with this id exists (live or deleted)".to_string(),
+            );
         }
-        let requested: Option<(Uuid, Uuid)> = match resource {
-            ResourceType::Alert => alert_request_any_of_query(ids).get_result(conn).await,
-            ResourceType::SupportBundle => {
-                support_bundle_request_any_of_query(ids).get_result(conn).await
-            }
+        if let Some((other, id)) = alert_request_any_of_query(chunk.clone())
+            .get_result::<(Uuid, Uuid)>(conn)
+            .await
+            .optional()?
+        {
+            return reused(id, format!("sitrep {other} requests an alert with this id"));
         }
-        .optional()?;
-        if let Some((other_sitrep, id)) = requested {
-            return abort(Error::RequestIdReused {
-                resource,
+        if let Some((other, id)) = support_bundle_request_any_of_query(chunk.clone())
+            .get_result::<(Uuid, Uuid)>(conn)
+            .await
+            .optional()?
+        {
+            return reused(id, format!("sitrep {other} requests a support bundle with this id"));
+        }
+        if let Some((id, kind)) =
+            collected_any_of_query(chunk).get_result::<(Uuid, String)>(conn).await.optional()?
+        {
+            return reused(
                 id,
-                used_by: format!("sitrep {other_sitrep} requests it"),
-            });
+                format!(
+                    "it named a {kind} that an operator deleted and the sweep removed; \
+                     a deleted resource is never requested again"
+                ),
+            );
         }
+    }
+    Ok(())
+}
+
+/// Fails unless the sitrep agrees with the history it joins: every new
+/// request, and every case the parent does not hold, names as its first
+/// sitrep this sitrep or one in the history (whose entries are all its
+/// ancestors, the history being linear and the parent current); and every
+/// case the parent holds keeps the parent's opening sitrep.
+///
+/// A new request first appears in this sitrep, so the builder names the
+/// sitrep itself; an ancestor still in the history is tolerated. An
+/// ancestor that has been pruned cannot be told from an invented id, so it
+/// is refused.
+async fn check_history_consistency_in_txn(
+    conn: &mut AsyncPgConnection,
+    sitrep: &Sitrep,
+    added: &HashMap<Uuid, ResourceType>,
+) -> Result<(), TransactionError> {
+    let own = sitrep.id();
+    let inconsistent = |detail: String| abort(Error::InconsistentSitrep { sitrep_id: own, detail });
+    let parent_cases: HashMap<Uuid, Uuid> = match sitrep.metadata.parent_sitrep_id {
+        None => HashMap::new(),
+        Some(parent) => {
+            let parent = parent.into_untyped();
+            load_all_pages(conn, READ_PAGE_ROWS, |after| case_page_query(parent, after), |r| r.id)
+                .await?
+                .into_iter()
+                .map(|row| (row.id, row.opened_sitrep_id))
+                .collect()
+        }
+    };
+    // (what names it, the sitrep it names), for everything that must name
+    // this sitrep or one in the history.
+    let mut named: Vec<(String, SitrepUuid)> = Vec::new();
+    for case in &sitrep.cases {
+        match parent_cases.get(&case.id.into_untyped()) {
+            Some(&opened) if opened != case.opened_sitrep_id.into_untyped() => {
+                return inconsistent(format!(
+                    "case {} was opened in sitrep {opened} according to the parent, but this \
+                     sitrep says {}",
+                    case.id, case.opened_sitrep_id
+                ));
+            }
+            Some(_) => {}
+            None => named.push((format!("new case {}", case.id), case.opened_sitrep_id)),
+        }
+    }
+    for r in &sitrep.alert_requests {
+        if added.contains_key(&r.id.into_untyped()) {
+            named.push((format!("new alert request {}", r.id), r.requested_sitrep_id));
+        }
+    }
+    for r in &sitrep.support_bundle_requests {
+        if added.contains_key(&r.id.into_untyped()) {
+            named.push((format!("new support-bundle request {}", r.id), r.requested_sitrep_id));
+        }
+    }
+    let mut known: HashSet<SitrepUuid> = HashSet::from([own]);
+    for (what, sitrep_id) in named {
+        if known.contains(&sitrep_id) {
+            continue;
+        }
+        let entry = history_entry_by_sitrep_query(sitrep_id.into_untyped())
+            .get_result(conn)
+            .await
+            .optional()?;
+        if entry.is_none() {
+            return inconsistent(format!(
+                "{what} names sitrep {sitrep_id} as where it first appeared, which is neither \
+                 this sitrep nor one in the history"
+            ));
+        }
+        known.insert(sitrep_id);
     }
     Ok(())
 }

@@ -9,15 +9,15 @@ pub mod prune;
 pub mod read;
 
 use crate::db_schema::{
-    alert, fm_alert_request, fm_case, fm_sitrep, fm_sitrep_history, fm_support_bundle_request,
-    support_bundle,
+    alert, fm_alert_request, fm_case, fm_collected_resource, fm_sitrep, fm_sitrep_history,
+    fm_support_bundle_request, support_bundle,
 };
+use crate::keyset::KeysetPage;
 use crate::model::{
     AlertRequestRow, CaseRow, SitrepHistoryRow, SitrepRow, SupportBundleRequestRow,
 };
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
-use crate::keyset::KeysetPage;
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -81,32 +81,83 @@ pub fn sitrep_metadata_query(sitrep_id: Uuid) -> _ {
 
 /// One page of a sitrep's cases in id order, after the case id `after`
 /// (`None`: the first page).
-pub fn case_page_query(sitrep_id: Uuid, after: Option<Uuid>) -> KeysetPage<page_statements::case_first_page_query, page_statements::case_after_page_query> {
-    KeysetPage::new(after, || page_statements::case_first_page_query(sitrep_id), |after| page_statements::case_after_page_query(sitrep_id, after))
+pub fn case_page_query(
+    sitrep_id: Uuid,
+    after: Option<Uuid>,
+) -> KeysetPage<page_statements::case_first_page_query, page_statements::case_after_page_query> {
+    KeysetPage::new(
+        after,
+        || page_statements::case_first_page_query(sitrep_id),
+        |after| page_statements::case_after_page_query(sitrep_id, after),
+    )
 }
 
 /// One page of a sitrep's alert requests in id order, after `after`
 /// (`None`: the first page).
-pub fn alert_request_page_query(sitrep_id: Uuid, after: Option<Uuid>) -> KeysetPage<page_statements::alert_request_first_page_query, page_statements::alert_request_after_page_query> {
-    KeysetPage::new(after, || page_statements::alert_request_first_page_query(sitrep_id), |after| page_statements::alert_request_after_page_query(sitrep_id, after))
+pub fn alert_request_page_query(
+    sitrep_id: Uuid,
+    after: Option<Uuid>,
+) -> KeysetPage<
+    page_statements::alert_request_first_page_query,
+    page_statements::alert_request_after_page_query,
+> {
+    KeysetPage::new(
+        after,
+        || page_statements::alert_request_first_page_query(sitrep_id),
+        |after| page_statements::alert_request_after_page_query(sitrep_id, after),
+    )
 }
 
 /// One page of a sitrep's support-bundle requests in id order, after
 /// `after` (`None`: the first page).
-pub fn support_bundle_request_page_query(sitrep_id: Uuid, after: Option<Uuid>) -> KeysetPage<page_statements::support_bundle_request_first_page_query, page_statements::support_bundle_request_after_page_query> {
-    KeysetPage::new(after, || page_statements::support_bundle_request_first_page_query(sitrep_id), |after| page_statements::support_bundle_request_after_page_query(sitrep_id, after))
+pub fn support_bundle_request_page_query(
+    sitrep_id: Uuid,
+    after: Option<Uuid>,
+) -> KeysetPage<
+    page_statements::support_bundle_request_first_page_query,
+    page_statements::support_bundle_request_after_page_query,
+> {
+    KeysetPage::new(
+        after,
+        || page_statements::support_bundle_request_first_page_query(sitrep_id),
+        |after| page_statements::support_bundle_request_after_page_query(sitrep_id, after),
+    )
 }
 
 /// One page of the ids of a sitrep's alert requests, after `after`
 /// (`None`: the first page).
-pub fn alert_request_id_page_query(sitrep_id: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::alert_request_id_first_page_query, page_statements::alert_request_id_after_page_query> {
-    KeysetPage::new(after, || page_statements::alert_request_id_first_page_query(sitrep_id, limit), |after| page_statements::alert_request_id_after_page_query(sitrep_id, after, limit))
+pub fn alert_request_id_page_query(
+    sitrep_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> KeysetPage<
+    page_statements::alert_request_id_first_page_query,
+    page_statements::alert_request_id_after_page_query,
+> {
+    KeysetPage::new(
+        after,
+        || page_statements::alert_request_id_first_page_query(sitrep_id, limit),
+        |after| page_statements::alert_request_id_after_page_query(sitrep_id, after, limit),
+    )
 }
 
 /// One page of the ids of a sitrep's support-bundle requests, after
 /// `after` (`None`: the first page).
-pub fn support_bundle_request_id_page_query(sitrep_id: Uuid, after: Option<Uuid>, limit: i64) -> KeysetPage<page_statements::support_bundle_request_id_first_page_query, page_statements::support_bundle_request_id_after_page_query> {
-    KeysetPage::new(after, || page_statements::support_bundle_request_id_first_page_query(sitrep_id, limit), |after| page_statements::support_bundle_request_id_after_page_query(sitrep_id, after, limit))
+pub fn support_bundle_request_id_page_query(
+    sitrep_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> KeysetPage<
+    page_statements::support_bundle_request_id_first_page_query,
+    page_statements::support_bundle_request_id_after_page_query,
+> {
+    KeysetPage::new(
+        after,
+        || page_statements::support_bundle_request_id_first_page_query(sitrep_id, limit),
+        |after| {
+            page_statements::support_bundle_request_id_after_page_query(sitrep_id, after, limit)
+        },
+    )
 }
 
 /// The first of `ids` that exists as an alert row, live or tombstoned.
@@ -124,6 +175,17 @@ pub fn support_bundle_any_of_query(ids: Vec<Uuid>) -> _ {
         .order(support_bundle::id)
         .limit(1_i64)
         .select(support_bundle::id)
+}
+
+/// The first of `ids` in the ledger of collected resources, with its
+/// resource type.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn collected_any_of_query(ids: Vec<Uuid>) -> _ {
+    fm_collected_resource::table
+        .filter(fm_collected_resource::id.eq_any(ids))
+        .order(fm_collected_resource::id)
+        .limit(1_i64)
+        .select((fm_collected_resource::id, fm_collected_resource::resource_type))
 }
 
 /// The first alert request (in any retained sitrep) whose id is one of
@@ -207,7 +269,8 @@ pub mod page_statements {
     /// A later page of [`support_bundle_request_page_query`]: keys above `after`.
     #[diesel::dsl::auto_type]
     pub fn support_bundle_request_after_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
-        let first: support_bundle_request_first_page_query = support_bundle_request_first_page_query(sitrep_id);
+        let first: support_bundle_request_first_page_query =
+            support_bundle_request_first_page_query(sitrep_id);
         first.filter(fm_support_bundle_request::id.gt(after))
     }
 
@@ -224,7 +287,8 @@ pub mod page_statements {
     /// A later page of [`alert_request_id_page_query`]: keys above `after`.
     #[diesel::dsl::auto_type]
     pub fn alert_request_id_after_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
-        let first: alert_request_id_first_page_query = alert_request_id_first_page_query(sitrep_id, limit);
+        let first: alert_request_id_first_page_query =
+            alert_request_id_first_page_query(sitrep_id, limit);
         first.filter(fm_alert_request::id.gt(after))
     }
 
@@ -240,8 +304,13 @@ pub mod page_statements {
 
     /// A later page of [`support_bundle_request_id_page_query`]: keys above `after`.
     #[diesel::dsl::auto_type]
-    pub fn support_bundle_request_id_after_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
-        let first: support_bundle_request_id_first_page_query = support_bundle_request_id_first_page_query(sitrep_id, limit);
+    pub fn support_bundle_request_id_after_page_query(
+        sitrep_id: Uuid,
+        after: Uuid,
+        limit: i64,
+    ) -> _ {
+        let first: support_bundle_request_id_first_page_query =
+            support_bundle_request_id_first_page_query(sitrep_id, limit);
         first.filter(fm_support_bundle_request::id.gt(after))
     }
 }

@@ -347,6 +347,7 @@ mod tests {
             stale,
             latest_generation: None,
             statements: 1,
+            retries: 0,
             outcome: String::new(),
             errors: if stale { vec![] } else { vec!["boom".into()] },
             sweep: SweepStatus { hard_deleted: created + 1, ..SweepStatus::default() },

@@ -1,0 +1,1 @@
+SELECT "fm_case"."sitrep_id", "fm_case"."id", "fm_case"."diagnosis_engine", "fm_case"."opened_sitrep_id", "fm_case"."closed_sitrep_id", "fm_case"."comment" FROM "fm_case" WHERE ("fm_case"."sitrep_id" = $1) ORDER BY "fm_case"."id" LIMIT $2 -- binds: [51750000-0000-4000-8000-000000000001, 10000]
