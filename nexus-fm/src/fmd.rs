@@ -12,7 +12,7 @@
 //! with the schema applied. The executor id is generated once and kept in
 //! the data directory, so a restarted `fmd` is the same executor.
 
-use crate::driver::Driver;
+use crate::driver::{Driver, PanickedActivationStatus};
 use crate::embedded::{EmbeddedDatabase, EmbeddedOptions};
 use crate::tasks::fm_rendezvous::FmRendezvous;
 use crate::tasks::fm_sitrep_loader::FmSitrepLoader;
@@ -213,6 +213,10 @@ pub fn activation_errors(records: &[TaskActivationRecord]) -> Vec<String> {
     for record in records {
         let name = record.task_name.as_str();
         let mut push = |e: &str| errors.push(format!("{name}: {e}"));
+        if let Some(panicked) = PanickedActivationStatus::from_status(&record.status) {
+            push(&format!("the activation panicked: {}", panicked.panic_message));
+            continue;
+        }
         match name {
             FmSitrepLoaderStatus::TASK_NAME => {
                 match serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone()) {
@@ -248,6 +252,10 @@ pub fn summarize(records: &[TaskActivationRecord]) -> String {
     for record in records {
         let ms = record.duration_usec as f64 / 1000.0;
         let _ = writeln!(out, "{} (activation {}, {ms:.1} ms)", record.task_name, record.iteration);
+        if PanickedActivationStatus::from_status(&record.status).is_some() {
+            let _ = writeln!(out, "    {}", PanickedActivationStatus::OUTCOME);
+            continue;
+        }
         match record.task_name.as_str() {
             FmSitrepLoaderStatus::TASK_NAME => {
                 if let Ok(s) = serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone())
