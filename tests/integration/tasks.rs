@@ -647,7 +647,7 @@ async fn a_panicking_activation_is_recorded_and_the_task_goes_on() {
     assert_eq!(panicked.outcome, "failed: the activation panicked");
     assert_eq!(panicked.panic_message, "injected panic in activation 1");
     assert_eq!(first.status["activation_panicked"], json!(true));
-    assert_eq!(persisted(&env, executor).await, [first.clone()]);
+    assert_eq!(persisted(&env, executor).await, std::slice::from_ref(&first));
     assert_eq!(handle.panics(), 1);
 
     // The task runs again afterwards, and that activation is recorded too.
@@ -657,7 +657,7 @@ async fn a_panicking_activation_is_recorded_and_the_task_goes_on() {
         .expect("the task is still running");
     assert_eq!(second.iteration, 2);
     assert_eq!(second.status, json!({ "activation": 2 }));
-    assert_eq!(persisted(&env, executor).await, [second.clone()]);
+    assert_eq!(persisted(&env, executor).await, std::slice::from_ref(&second));
     assert_eq!(handle.panics(), 1);
     running.shutdown().await;
 
