@@ -5,6 +5,12 @@
 //! idempotent DDL statement, so a runner interrupted half-way can simply run
 //! again. The build script embeds them all; versions run 1, 2, 3, ... and the
 //! newest is [`SCHEMA_VERSION`], the only version this software runs against.
+//!
+//! Runners never interleave: [`apply_migrations`] holds a session-level
+//! PostgreSQL advisory lock ([`MIGRATION_LOCK_KEY`]) for its whole run and
+//! reads the version only once it holds it, so of several `fmd` processes
+//! starting at once on an empty database one migrates and the others, once
+//! it is done, find the schema current.
 
 use crate::db_schema::db_metadata;
 use crate::error::{DieselResultExt, Error};
@@ -118,18 +124,58 @@ pub async fn check_schema_version(conn: &mut AsyncPgConnection) -> Result<(), Er
     }
 }
 
+/// The key of the session-level advisory lock that serializes migration
+/// runners on one database (the bytes of `fm_migra`). Advisory locks are
+/// per database, so runners on different databases never wait for each
+/// other.
+pub const MIGRATION_LOCK_KEY: i64 = 0x666d_5f6d_6967_7261;
+
 /// Applies every migration newer than the database's version, in order, and
 /// records each new version as it completes.
 ///
+/// The whole run holds the migration advisory lock on `conn`'s session, and
+/// the version is read under it: concurrent runners (several `fmd` starting
+/// at once) wait for each other instead of interleaving their steps, and
+/// each sees the version the previous one left. The lock is released before
+/// this returns, whatever the outcome (and by the server if the connection
+/// dies).
+///
 /// Each step runs as its own statement; steps are idempotent, so running this
-/// again after an interruption finishes the job. Run it from one process at a
-/// time (the daemon and `fm-dev db-run` do so at startup).
+/// again after an interruption finishes the job.
 ///
 /// # Errors
 ///
 /// [`Error::SchemaVersion`] if the database is newer than this software;
 /// [`Error::Migration`] naming the step that failed.
 pub async fn apply_migrations(
+    conn: &mut AsyncPgConnection,
+    log: &slog::Logger,
+) -> Result<MigrationReport, Error> {
+    migration_lock_query()
+        .execute(conn)
+        .await
+        .context("taking the migration lock (pg_advisory_lock)")?;
+    let result = apply_migrations_locked(conn, log).await;
+    let unlocked: Result<bool, Error> = migration_unlock_query()
+        .get_result(conn)
+        .await
+        .context("releasing the migration lock (pg_advisory_unlock)");
+    match unlocked {
+        Ok(true) => {}
+        // The lock was taken above on this session, so this cannot happen;
+        // if it does, the lock goes with the session anyway.
+        Ok(false) => slog::warn!(log, "the migration lock was not held when releasing it"),
+        // A failed run's error matters more than a failed release, which
+        // the server makes good when the connection closes.
+        Err(error) if result.is_err() => slog::warn!(log, "releasing the migration lock failed";
+            "error" => crate::error::error_chain(&error)),
+        Err(error) => return Err(error),
+    }
+    result
+}
+
+/// [`apply_migrations`] once the lock is held.
+async fn apply_migrations_locked(
     conn: &mut AsyncPgConnection,
     log: &slog::Logger,
 ) -> Result<MigrationReport, Error> {
@@ -186,6 +232,23 @@ async fn record_version(conn: &mut AsyncPgConnection, version: i64) -> Result<()
     Ok(())
 }
 
+/// Waits for and takes the session-level migration advisory lock.
+///
+/// `pg_advisory_lock` returns `void`, which diesel has no type for, so this
+/// is a `sql_query` with the key as a bind parameter; it is only executed,
+/// never loaded.
+pub fn migration_lock_query() -> impl crate::WriteQuery {
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK_KEY)
+}
+
+/// Releases the session-level migration advisory lock; `true` if it was held.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn migration_unlock_query() -> _ {
+    let key: i64 = MIGRATION_LOCK_KEY;
+    select(pg_advisory_unlock(key))
+}
+
 /// Records that a migration to `version` is under way.
 pub fn target_version_update_query(version: i64) -> impl crate::WriteQuery {
     diesel::update(db_metadata::table)
@@ -227,6 +290,12 @@ pub fn version_update_query(
 diesel::define_sql_function! {
     /// PostgreSQL's `current_schema()`.
     fn current_schema() -> diesel::sql_types::Text;
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `pg_advisory_unlock(key)`: releases a session-level
+    /// advisory lock, `true` if it was held.
+    fn pg_advisory_unlock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
 }
 
 diesel::table! {

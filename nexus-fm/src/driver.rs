@@ -22,6 +22,18 @@
 //!   warn when it failed), persists a [`TaskActivationRecord`] through its
 //!   [`StatusRecorder`] (a failure to persist is logged at warn and never
 //!   stops the task), and keeps the record in memory for callers.
+//! - **A panic never stops a task.** An activation that panics is caught
+//!   at the activation boundary: the panic is logged at error with its
+//!   message, recorded as a failed activation whose persisted status says
+//!   the activation panicked and carries the message
+//!   ([`PanickedActivationStatus`]), counted ([`TaskHandle::panics`]), and
+//!   the task goes on with its next activation. This is safe because
+//!   activations are idempotent and driven by database state: whatever the
+//!   panicking activation left half done, the next activation redoes from
+//!   the database, so the next activation is the retry. (A task's in-memory
+//!   state is at worst a stale cache; the task is used again as it is, hence
+//!   `AssertUnwindSafe`.) `fmd --once` reports a panicked activation as a
+//!   failure.
 //! - **Clean shutdown.** [`RunningDriver::shutdown`] stops every loop but
 //!   never drops an activation midway: one in flight finishes, and its
 //!   status is persisted, before shutdown returns.
@@ -37,6 +49,8 @@ use futures::future::BoxFuture;
 use nexus_fm_types::{ActivationReason, ExecutorUuid, TaskActivationRecord};
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
@@ -101,6 +115,52 @@ impl TaskReport {
             |e| serde_json::json!({ "error": format!("status could not be serialized: {e}") }),
         );
         TaskReport { status, outcome, summary: summary.into() }
+    }
+}
+
+/// The status the driver records, in place of the task's own, for an
+/// activation that panicked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PanickedActivationStatus {
+    /// Always `failed: the activation panicked`.
+    pub outcome: String,
+    /// Always `true`: how readers tell this status from a task's own.
+    pub activation_panicked: bool,
+    /// The panic's message (or a note that it carried none).
+    pub panic_message: String,
+}
+
+impl PanickedActivationStatus {
+    /// The outcome label of a panicked activation.
+    pub const OUTCOME: &'static str = "failed: the activation panicked";
+
+    /// The status of an activation that panicked with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        PanickedActivationStatus {
+            outcome: Self::OUTCOME.to_string(),
+            activation_panicked: true,
+            panic_message: message.into(),
+        }
+    }
+
+    /// Reads a persisted status back: `Some` only if it is the status of
+    /// a panicked activation.
+    pub fn from_status(status: &serde_json::Value) -> Option<Self> {
+        if status.get("activation_panicked") != Some(&serde_json::Value::Bool(true)) {
+            return None;
+        }
+        serde_json::from_value(status.clone()).ok()
+    }
+}
+
+/// The message a panic carried: its `&str` or `String` payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(the panic carried no message)".to_string()
     }
 }
 
@@ -218,6 +278,8 @@ struct TaskShared {
     wake: Mutex<WakeState>,
     notify: Notify,
     progress: watch::Sender<Progress>,
+    /// Activations that panicked (and were recorded as failed).
+    panics: AtomicU64,
 }
 
 impl TaskShared {
@@ -333,6 +395,12 @@ impl TaskHandle {
     pub fn last_activation(&self) -> Option<TaskActivationRecord> {
         self.shared.progress.borrow().last.clone()
     }
+
+    /// How many activations of this task panicked (each recorded as a
+    /// failed activation; the task went on).
+    pub fn panics(&self) -> u64 {
+        self.shared.panics.load(Ordering::Relaxed)
+    }
 }
 
 /// A task waiting to be started.
@@ -364,10 +432,27 @@ impl TaskContext {
         // in-memory record equal to the persisted one.
         let time_started = nexus_fm_types::time::now();
         let clock = Instant::now();
-        let report = task.activate(&self.opctx, reasons).await;
+        // A panic ends this activation, never the task (see the module
+        // docs for why carrying on is safe).
+        let result = AssertUnwindSafe(task.activate(&self.opctx, reasons)).catch_unwind().await;
         let duration_usec = u64::try_from(clock.elapsed().as_micros()).unwrap_or(u64::MAX);
 
         let log = &self.opctx.log;
+        let report = match result {
+            Ok(report) => report,
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                let panics = self.shared.panics.fetch_add(1, Ordering::Relaxed) + 1;
+                slog::error!(log, "background task activation panicked; the task goes on";
+                    "iteration" => iteration, "panic_message" => &message,
+                    "panics_so_far" => panics);
+                TaskReport::new(
+                    &PanickedActivationStatus::new(&message),
+                    ActivationOutcome::Failed,
+                    format!("the activation panicked: {message}"),
+                )
+            }
+        };
         let reasons_text = reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         let message = "background task activated";
         match report.outcome {
@@ -476,6 +561,7 @@ impl Driver {
             wake: Mutex::new(WakeState::default()),
             notify: Notify::new(),
             progress: watch::Sender::new(Progress::default()),
+            panics: AtomicU64::new(0),
         });
         self.tasks.push(Registration { task, period, wake_sources, shared: Arc::clone(&shared) });
         TaskHandle { shared }

@@ -10,10 +10,18 @@
 //! Without `--db-url` it runs on an embedded default: a PostgreSQL it starts
 //! itself in its data directory (`./.fm/postgres` unless told otherwise),
 //! with the schema applied. The executor id is generated once and kept in
-//! the data directory, so a restarted `fmd` is the same executor.
+//! the data directory, so a restarted `fmd` is the same executor. On the
+//! embedded default the data directory is locked (`DATA_DIR/lock`) before
+//! anything else, so a second `fmd` on the same directory is refused, having
+//! written nothing, instead of racing the first inside `initdb`.
+//!
+//! An existing database is prepared with `fmd migrate --db-url URL`
+//! ([`migrate`]); `fmd --db-url URL` refuses a database whose schema is
+//! missing or older than this build ([`FmdError::SchemaNotReady`]) and says
+//! to run it.
 
-use crate::driver::Driver;
-use crate::embedded::{EmbeddedDatabase, EmbeddedOptions};
+use crate::driver::{Driver, PanickedActivationStatus};
+use crate::embedded::{DataDirLock, EmbeddedDatabase, EmbeddedOptions};
 use crate::tasks::fm_rendezvous::FmRendezvous;
 use crate::tasks::fm_sitrep_loader::FmSitrepLoader;
 use crate::tasks::fm_sitrep_pruner::FmSitrepPruner;
@@ -22,6 +30,7 @@ use anyhow::{Context, bail};
 use fm_db_queries::DataStore;
 use fm_db_queries::datastore::PoolConfig;
 use fm_db_queries::datastore::sitrep::prune::RetentionPolicy;
+use fm_db_queries::migration::{self, MigrationReport};
 use nexus_fm_types::task::{
     FmRendezvousStatus, FmSitrepLoaderStatus, FmSitrepPrunerStatus, RendezvousTypeStatus,
 };
@@ -66,6 +75,51 @@ pub struct FmdConfig {
     pub pinned_sitrep: Option<SitrepUuid>,
 }
 
+/// Errors of `fmd` that callers (and tests) tell apart.
+#[derive(Debug, thiserror::Error)]
+pub enum FmdError {
+    /// The database has no schema, or an older one than this build's: it
+    /// must be migrated first.
+    #[error(
+        "the database is not ready: {}, and this fmd needs version {expected}; \
+         prepare it with `fmd migrate --db-url URL` (the same URL)",
+        found.map_or_else(|| "it has no fault-management schema".to_string(),
+            |v| format!("its schema is at version {v}"))
+    )]
+    SchemaNotReady {
+        /// The version found (`None`: no schema).
+        found: Option<i64>,
+        /// The version this build runs on.
+        expected: i64,
+    },
+}
+
+/// `fmd migrate`: applies the pending migrations to the database at `url`
+/// (holding the migration lock, so concurrent runs wait for each other).
+///
+/// # Errors
+///
+/// No connection, a database newer than this build (nothing is written),
+/// or a failed migration step.
+pub async fn migrate(log: &slog::Logger, url: &str) -> anyhow::Result<MigrationReport> {
+    let mut conn = fm_db_queries::datastore::establish_connection(url.to_string())
+        .await
+        .context("connecting to the database")?;
+    let report = migration::apply_migrations(&mut conn, log).await?;
+    slog::info!(log, "schema ready"; "from" => report.from, "to" => report.to);
+    Ok(report)
+}
+
+/// What `fmd migrate` prints: "schema at version N, migrated to M" or
+/// "schema already at version M".
+pub fn migrate_summary(report: &MigrationReport) -> String {
+    if report.from == report.to {
+        format!("schema already at version {}", report.to)
+    } else {
+        format!("schema at version {}, migrated to {}", report.from, report.to)
+    }
+}
+
 /// Reads the remembered executor id from `data_dir`, or makes and remembers
 /// a new one.
 ///
@@ -104,16 +158,28 @@ pub struct Fmd {
     url: String,
     datastore: DataStore,
     embedded: Option<EmbeddedDatabase>,
+    /// The lock on the data directory (embedded default only), released
+    /// after the embedded database has stopped.
+    lock: Option<DataDirLock>,
 }
 
 impl Fmd {
     /// Opens (or starts) the database and checks its schema version.
     ///
+    /// On the embedded default, the data directory is locked first.
+    ///
     /// # Errors
     ///
-    /// No database, an unknown schema version, or an unusable data
+    /// A data directory in use by another process
+    /// ([`crate::embedded::DataDirLockError::InUse`]), a database without
+    /// the current schema ([`FmdError::SchemaNotReady`], or the
+    /// datastore's error for a newer one), no database, or an unusable data
     /// directory.
     pub async fn open(log: &slog::Logger, config: FmdConfig) -> anyhow::Result<Fmd> {
+        let lock = match config.database {
+            DatabaseChoice::Embedded => Some(DataDirLock::acquire(&config.data_dir)?),
+            DatabaseChoice::Url(_) => None,
+        };
         let (executor_id, new) = match config.executor_id {
             Some(id) => (id, false),
             None => executor_id_in(&config.data_dir)?,
@@ -137,10 +203,25 @@ impl Fmd {
                 (embedded.url().to_string(), Some(embedded))
             }
         };
-        let datastore = DataStore::new(&log, &url, PoolConfig::default())
-            .await
-            .context("opening the database")?;
-        Ok(Fmd { root_log: root_log.clone(), log, config, executor_id, url, datastore, embedded })
+        let datastore = match DataStore::new(&log, &url, PoolConfig::default()).await {
+            Ok(datastore) => datastore,
+            Err(fm_db_queries::Error::SchemaVersion { found, expected })
+                if found.is_none_or(|v| v < expected) =>
+            {
+                return Err(FmdError::SchemaNotReady { found, expected }.into());
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("opening the database")),
+        };
+        Ok(Fmd {
+            root_log: root_log.clone(),
+            log,
+            config,
+            executor_id,
+            url,
+            datastore,
+            embedded,
+            lock,
+        })
     }
 
     /// The executor id.
@@ -203,6 +284,7 @@ impl Fmd {
             embedded.stop().context("stopping the embedded database")?;
             slog::info!(self.log, "embedded database stopped");
         }
+        drop(self.lock);
         Ok(())
     }
 }
@@ -213,6 +295,10 @@ pub fn activation_errors(records: &[TaskActivationRecord]) -> Vec<String> {
     for record in records {
         let name = record.task_name.as_str();
         let mut push = |e: &str| errors.push(format!("{name}: {e}"));
+        if let Some(panicked) = PanickedActivationStatus::from_status(&record.status) {
+            push(&format!("the activation panicked: {}", panicked.panic_message));
+            continue;
+        }
         match name {
             FmSitrepLoaderStatus::TASK_NAME => {
                 match serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone()) {
@@ -248,6 +334,10 @@ pub fn summarize(records: &[TaskActivationRecord]) -> String {
     for record in records {
         let ms = record.duration_usec as f64 / 1000.0;
         let _ = writeln!(out, "{} (activation {}, {ms:.1} ms)", record.task_name, record.iteration);
+        if PanickedActivationStatus::from_status(&record.status).is_some() {
+            let _ = writeln!(out, "    {}", PanickedActivationStatus::OUTCOME);
+            continue;
+        }
         match record.task_name.as_str() {
             FmSitrepLoaderStatus::TASK_NAME => {
                 if let Ok(s) = serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone())

@@ -1,23 +1,35 @@
 //! The `fmd` daemon's library: two executors on one database, `--once`
 //! summaries and error reporting, pinned sitreps.
 
+use diesel_async::SimpleAsyncConnection;
 use fm_db_queries::Role;
 use fm_db_queries::datastore::sitrep::prune::RetentionPolicy;
+use fm_db_queries::migration::{self, MIGRATIONS, SCHEMA_VERSION};
+use fm_dev::TestDatabase;
 use fm_integration_tests::{TestEnv, connect};
 use nexus_fm::builder::{SatisfiedRequests, SitrepBuilder};
-use nexus_fm::fmd::{DatabaseChoice, Fmd, FmdConfig, activation_errors, summarize};
+use nexus_fm::embedded::{DataDirLock, DataDirLockError};
+use nexus_fm::fmd::{
+    DatabaseChoice, Fmd, FmdConfig, FmdError, activation_errors, migrate, migrate_summary,
+    summarize,
+};
 use nexus_fm::tasks::TaskPeriods;
 use nexus_fm_types::{ExecutorUuid, ResourceType, Sitrep, SitrepUuid};
 use serde_json::json;
 
 fn config(env: &TestEnv, pinned: Option<SitrepUuid>) -> FmdConfig {
+    FmdConfig { pinned_sitrep: pinned, ..config_on(env.db.url()) }
+}
+
+/// A configuration on the database at `url`, with its own executor id.
+fn config_on(url: &str) -> FmdConfig {
     FmdConfig {
         data_dir: std::env::temp_dir().join(format!("fmd-it-{}", uuid::Uuid::new_v4())),
-        database: DatabaseChoice::Url(env.db.url().to_string()),
+        database: DatabaseChoice::Url(url.to_string()),
         executor_id: Some(ExecutorUuid::new_v4()),
         periods: TaskPeriods::default(),
         retention: RetentionPolicy::default(),
-        pinned_sitrep: pinned,
+        pinned_sitrep: None,
     }
 }
 
@@ -105,4 +117,168 @@ async fn a_pinned_sitrep_reproduces_a_lagging_executor() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].starts_with("fm_sitrep_loader: sitrep "), "{errors:?}");
     assert!(errors[0].contains("no history entry"), "{errors:?}");
+}
+
+/// The schema version recorded in the database at `url`.
+async fn version_of(url: &str) -> Option<i64> {
+    migration::read_schema_version(&mut connect(url).await).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_unmigrated_database_is_refused_until_fmd_migrate() {
+    let log = fm_integration_tests::test_log();
+    let empty = TestDatabase::empty().expect("empty database");
+    let url = empty.url().to_string();
+    let config = || config_on(&url);
+
+    // `fmd --db-url URL` on an empty database: refused, says what to run,
+    // and writes nothing.
+    let err = Fmd::open(&log, config()).await.err().expect("an empty database is refused");
+    let message = format!("{err:#}");
+    assert!(
+        matches!(
+            err.downcast_ref::<FmdError>(),
+            Some(FmdError::SchemaNotReady { found: None, expected }) if *expected == i64::from(SCHEMA_VERSION)
+        ),
+        "{message}"
+    );
+    assert!(message.contains("prepare it with `fmd migrate --db-url URL`"), "{message}");
+    assert_eq!(version_of(&url).await, None, "nothing was written");
+
+    // `fmd migrate` prepares it and says from which version to which.
+    let report = migrate(&log, &url).await.unwrap();
+    assert_eq!((report.from, report.to), (0, SCHEMA_VERSION));
+    assert_eq!(
+        migrate_summary(&report),
+        format!("schema at version 0, migrated to {SCHEMA_VERSION}")
+    );
+    let again = migrate(&log, &url).await.unwrap();
+    assert_eq!(migrate_summary(&again), format!("schema already at version {SCHEMA_VERSION}"));
+    assert_eq!(version_of(&url).await, Some(i64::from(SCHEMA_VERSION)));
+
+    // Now fmd runs on it.
+    let fmd = Fmd::open(&log, config()).await.expect("a migrated database is accepted");
+    let records = fmd.run_once().await;
+    assert!(activation_errors(&records).is_empty(), "{}", summarize(&records));
+    fmd.close().unwrap();
+}
+
+#[tokio::test]
+async fn fmd_migrate_moves_an_older_schema_and_refuses_a_newer_one() {
+    use diesel_async::RunQueryDsl;
+    let log = fm_integration_tests::test_log();
+    // A database at version 1: the first migration's steps and its version
+    // row, as an older fmd left it.
+    let old = TestDatabase::empty().expect("empty database");
+    let mut conn = connect(old.url()).await;
+    for step in MIGRATIONS[0].steps {
+        conn.batch_execute(step.sql).await.unwrap();
+    }
+    migration::first_version_insert_query(chrono::Utc::now()).execute(&mut conn).await.unwrap();
+    assert_eq!(version_of(old.url()).await, Some(1));
+
+    let err = Fmd::open(&log, config_on(old.url())).await.err().expect("version 1 is refused");
+    assert!(
+        matches!(
+            err.downcast_ref::<FmdError>(),
+            Some(FmdError::SchemaNotReady { found: Some(1), .. })
+        ),
+        "{err:#}"
+    );
+    assert!(format!("{err:#}").contains("its schema is at version 1"), "{err:#}");
+    let report = migrate(&log, old.url()).await.unwrap();
+    assert_eq!(
+        migrate_summary(&report),
+        format!("schema at version 1, migrated to {SCHEMA_VERSION}")
+    );
+
+    // A database newer than this build: refused, nothing written.
+    let newer = TestDatabase::new().expect("database from dbinit.sql");
+    let mut conn = connect(newer.url()).await;
+    conn.batch_execute("UPDATE db_metadata SET version = 99").await.unwrap();
+    let before = fm_integration_tests::fm_table_checksums(newer.url()).await;
+    let err = migrate(&log, newer.url()).await.expect_err("a newer schema is refused");
+    assert!(
+        matches!(
+            err.downcast_ref::<fm_db_queries::Error>(),
+            Some(fm_db_queries::Error::SchemaVersion { found: Some(99), .. })
+        ),
+        "{err:#}"
+    );
+    assert_eq!(fm_integration_tests::fm_table_checksums(newer.url()).await, before);
+    // And `fmd` itself refuses it with the datastore's error, not "migrate".
+    let err = Fmd::open(&log, config_on(newer.url())).await.err().expect("refused");
+    assert!(err.downcast_ref::<FmdError>().is_none(), "{err:#}");
+    assert!(format!("{err:#}").contains("database schema version 99 is not supported"), "{err:#}");
+}
+
+/// A second `fmd` on a data directory in use is refused, naming the
+/// holder, before it writes anything (no executor id, no cluster).
+#[tokio::test]
+async fn a_data_directory_in_use_is_refused_with_nothing_written() {
+    let log = fm_integration_tests::test_log();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("state");
+    let held = DataDirLock::acquire(&data_dir).unwrap();
+    let config = FmdConfig {
+        data_dir: data_dir.clone(),
+        database: DatabaseChoice::Embedded,
+        executor_id: None,
+        ..config_on("unused")
+    };
+    let err = Fmd::open(&log, config).await.err().expect("the directory is in use");
+    assert!(
+        matches!(
+            err.downcast_ref::<DataDirLockError>(),
+            Some(DataDirLockError::InUse { pid: Some(pid), .. }) if *pid == std::process::id()
+        ),
+        "{err:#}"
+    );
+    assert_eq!(
+        format!("{err:#}"),
+        format!("data directory {} in use by process {}", data_dir.display(), std::process::id())
+    );
+    let entries: Vec<_> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(entries, ["lock"], "only the holder's lock file");
+    drop(held);
+}
+
+/// Two first starts on one fresh data directory: one starts (initdb, the
+/// schema), the other is refused with "in use"; neither fails inside
+/// `initdb`. Without the lock, as reported in the issue, both reached
+/// `initdb` and both failed with "File exists" (not re-run here: the race
+/// is timing-dependent, the refusal is not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_first_starts_on_one_data_directory() {
+    let log = fm_integration_tests::test_log();
+    let dir = tempfile::tempdir().unwrap();
+    // The server may run as another user (as root, `postgres`).
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let data_dir = dir.path().join("state");
+    let config = || FmdConfig {
+        data_dir: data_dir.clone(),
+        database: DatabaseChoice::Embedded,
+        executor_id: None,
+        ..config_on("unused")
+    };
+    let (a, b) = tokio::join!(Fmd::open(&log, config()), Fmd::open(&log, config()));
+    let (started, refused) = match (a, b) {
+        (Ok(fmd), Err(err)) | (Err(err), Ok(fmd)) => (fmd, err),
+        (Ok(_), Ok(_)) => panic!("both started on one data directory"),
+        (Err(a), Err(b)) => panic!("both failed: {a:#}\n{b:#}"),
+    };
+    assert!(
+        matches!(refused.downcast_ref::<DataDirLockError>(), Some(DataDirLockError::InUse { .. })),
+        "{refused:#}"
+    );
+    let records = started.run_once().await;
+    assert!(activation_errors(&records).is_empty(), "{}", summarize(&records));
+    started.close().unwrap();
+    // Once the first is gone, the directory can be used again.
+    let again = Fmd::open(&log, config()).await.expect("a restart on the same directory");
+    again.close().unwrap();
 }

@@ -104,6 +104,62 @@ async fn migrations_from_empty_equal_dbinit() {
     assert_eq!(schema_version(&mut conn_migrated).await, want);
 }
 
+/// Several runners started at once on one empty database (several `fmd`
+/// first starts) all succeed, exactly one of them creates the schema, and
+/// the result is exactly dbinit.sql's catalog with a correct version row.
+///
+/// Shown to fail without the lock: with the `pg_advisory_lock` taken out of
+/// `apply_migrations`, runners interleave their `CREATE ... IF NOT EXISTS`
+/// steps and some fail with `duplicate key value violates unique constraint
+/// "pg_type_typname_nsp_index"` (and more than one reports `from == 0`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runners_on_an_empty_database_do_not_interleave() {
+    const RUNNERS: usize = 6;
+    let log = test_log();
+    let empty = TestDatabase::empty().expect("empty database");
+    let mut conns = Vec::new();
+    for _ in 0..RUNNERS {
+        conns.push(connect(empty.url()).await);
+    }
+    let reports = futures::future::join_all(
+        conns.iter_mut().map(|conn| migration::apply_migrations(conn, &log)),
+    )
+    .await;
+    let reports: Vec<_> = reports
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|e| panic!("runner {i}: {e:#?}")))
+        .collect();
+    let creators = reports.iter().filter(|r| r.from == 0).count();
+    assert_eq!(creators, 1, "exactly one runner creates the schema: {reports:?}");
+    assert!(reports.iter().all(|r| r.to == SCHEMA_VERSION), "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.from == 0 || r.from == SCHEMA_VERSION),
+        "the others find it complete: {reports:?}"
+    );
+
+    let mut conn = connect(empty.url()).await;
+    let reference = TestDatabase::new().expect("database from dbinit.sql");
+    let expected = catalog(&mut connect(reference.url()).await).await;
+    let actual = catalog(&mut conn).await;
+    assert!(expected == actual, "{}", diff(&expected, &actual));
+    // The version row: one row, the current version, no migration under way.
+    let rows = lines(
+        &mut conn,
+        "SELECT format('%s %s %s', singleton, version, coalesce(target_version::text, 'none'))
+            AS line FROM db_metadata",
+    )
+    .await;
+    assert_eq!(rows, [format!("t {SCHEMA_VERSION} none")]);
+    // Every runner released the lock: it can be taken at once.
+    let free = lines(
+        &mut conn,
+        &format!("SELECT pg_try_advisory_lock({})::text AS line", migration::MIGRATION_LOCK_KEY),
+    )
+    .await;
+    assert_eq!(free, ["true"]);
+}
+
 #[tokio::test]
 async fn every_migration_step_can_run_twice() {
     let log = test_log();

@@ -10,7 +10,9 @@ use fm_db_queries::db_schema::alert;
 use fm_db_queries::{OpContext, Role};
 use fm_integration_tests::{TestEnv, connect};
 use nexus_fm::builder::{SatisfiedRequests, SitrepBuilder};
-use nexus_fm::driver::{ActivationOutcome, BackgroundTask, Driver, TaskReport};
+use nexus_fm::driver::{
+    ActivationOutcome, BackgroundTask, Driver, PanickedActivationStatus, TaskReport,
+};
 use nexus_fm::tasks::fm_rendezvous::{FmRendezvous, RendezvousFaultInjection};
 use nexus_fm::tasks::fm_sitrep_loader::FmSitrepLoader;
 use nexus_fm::tasks::fm_sitrep_pruner::FmSitrepPruner;
@@ -583,4 +585,93 @@ async fn run_once_executes_a_pinned_older_sitrep_only_where_it_is_current() {
     let mut sorted = records.clone();
     sorted.sort_by(|a, b| a.task_name.cmp(&b.task_name));
     assert_eq!(persisted(&env, executor).await, sorted);
+}
+
+/// A test-only task that panics in the activations whose numbers (counted
+/// from 1 within the task) are listed, and reports its activation number
+/// otherwise.
+struct PanickingTask {
+    panic_in: Vec<u64>,
+    activations: u64,
+}
+
+impl BackgroundTask for PanickingTask {
+    fn name(&self) -> &'static str {
+        "test_panicking_task"
+    }
+
+    fn activate<'a>(
+        &'a mut self,
+        _opctx: &'a OpContext,
+        _reasons: &'a [ActivationReason],
+    ) -> futures::future::BoxFuture<'a, TaskReport> {
+        Box::pin(async move {
+            self.activations += 1;
+            // An await point before the panic: the panic happens inside the
+            // polled future, as it would in a real task's database work.
+            tokio::task::yield_now().await;
+            if self.panic_in.contains(&self.activations) {
+                panic!("injected panic in activation {}", self.activations);
+            }
+            TaskReport::new(
+                &json!({ "activation": self.activations }),
+                ActivationOutcome::DidWork,
+                "fine",
+            )
+        })
+    }
+}
+
+/// How this test was shown to fail without the guard: with the
+/// `catch_unwind` in `TaskContext::activate` removed (the activation awaited
+/// directly), the panic unwinds out of the task's tokio task, the loop ends,
+/// `wait_for_iteration(1)` returns `None` ("the task's loop stopped") and
+/// nothing is persisted: the test fails at its first `expect`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_activation_is_recorded_and_the_task_goes_on() {
+    let env = TestEnv::new().await;
+    let executor = ExecutorUuid::new_v4();
+    let mut driver = Driver::new(&env.log, executor, Arc::new(env.datastore.clone()));
+    let task = PanickingTask { panic_in: vec![1], activations: 0 };
+    let handle = driver.register(Box::new(task), NEVER, vec![]);
+    let running = driver.start();
+
+    // The start-up activation panics: it is recorded as failed, with the
+    // panic's message, in memory and in fm_executor_task_status.
+    let first = tokio::time::timeout(PATIENCE, handle.wait_for_iteration(1))
+        .await
+        .expect("activation 1 in time")
+        .expect("the task's loop is still running after the panic");
+    let panicked = PanickedActivationStatus::from_status(&first.status)
+        .unwrap_or_else(|| panic!("a panicked status: {}", first.status));
+    assert_eq!(panicked.outcome, "failed: the activation panicked");
+    assert_eq!(panicked.panic_message, "injected panic in activation 1");
+    assert_eq!(first.status["activation_panicked"], json!(true));
+    assert_eq!(persisted(&env, executor).await, std::slice::from_ref(&first));
+    assert_eq!(handle.panics(), 1);
+
+    // The task runs again afterwards, and that activation is recorded too.
+    let second = tokio::time::timeout(PATIENCE, handle.activate_and_wait())
+        .await
+        .expect("activation 2 in time")
+        .expect("the task is still running");
+    assert_eq!(second.iteration, 2);
+    assert_eq!(second.status, json!({ "activation": 2 }));
+    assert_eq!(persisted(&env, executor).await, std::slice::from_ref(&second));
+    assert_eq!(handle.panics(), 1);
+    running.shutdown().await;
+
+    // `fmd --once` runs the same activation path: its error list (which
+    // decides fmd's exit status) names the panic.
+    let executor = ExecutorUuid::new_v4();
+    let mut driver = Driver::new(&env.log, executor, Arc::new(env.datastore.clone()));
+    driver.register(Box::new(PanickingTask { panic_in: vec![1], activations: 0 }), NEVER, vec![]);
+    let records = driver.run_once().await;
+    assert_eq!(persisted(&env, executor).await, records);
+    let errors = nexus_fm::fmd::activation_errors(&records);
+    assert_eq!(
+        errors,
+        ["test_panicking_task: the activation panicked: injected panic in activation 1"]
+    );
+    assert!(nexus_fm::fmd::summarize(&records).contains("failed: the activation panicked"));
 }
