@@ -51,8 +51,9 @@ use crate::datastore::sweep::sweep_page_sample;
 use crate::error::Error;
 use crate::explain::explain_shared;
 use crate::migration::{
-    db_metadata_exists_query, first_version_insert_query, schema_version_query,
-    target_version_update_query, version_update_query,
+    db_metadata_exists_query, first_version_insert_query, migration_lock_query,
+    migration_unlock_query, schema_version_query, target_version_update_query,
+    version_update_query,
 };
 use crate::model::{
     AlertRequestRow, CaseRow, SitrepArchiveRow, SitrepHistoryRow, SitrepRow,
@@ -132,6 +133,9 @@ macro_rules! entry {
 pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("db_metadata_exists", &[]),
     ("schema_version", &["db_metadata_pkey"]),
+    // Advisory locks touch no table.
+    ("schema_migration_lock", &[]),
+    ("schema_migration_unlock", &[]),
     ("schema_target_version_update", &["db_metadata_pkey"]),
     ("schema_first_version_insert", &["db_metadata_pkey"]),
     ("schema_version_update", &["db_metadata_pkey"]),
@@ -365,6 +369,8 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         // Schema version (migration.rs).
         entry!("db_metadata_exists", db_metadata_exists_query()),
         entry!("schema_version", schema_version_query()),
+        entry!("schema_migration_lock", migration_lock_query()),
+        entry!("schema_migration_unlock", migration_unlock_query()),
         entry!("schema_target_version_update", target_version_update_query(3)),
         entry!("schema_first_version_insert", first_version_insert_query(sample_time())),
         entry!("schema_version_update", version_update_query(3, sample_time())),

@@ -1,0 +1,1 @@
+SELECT pg_advisory_lock($1) -- binds: [7380660287854572129]
