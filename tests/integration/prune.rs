@@ -309,9 +309,10 @@ async fn archive_json(env: &TestEnv, id: SitrepUuid) -> serde_json::Value {
 /// cases and every request's id and class, and says what it left out; the
 /// sitreps after it are pruned in the same pass.
 ///
-/// Shown to fail without its guard: before archives were bounded, this
-/// sitrep's archive entry was its whole 20 MB JSON form (the size assertion
-/// failed with 20,9xx,xxx > 4,194,304).
+/// Shown to fail without its guard: with the archive bounds lifted
+/// (`ArchiveLimits::DEFAULT` set to unbounded sizes, i.e. archiving the
+/// sitrep whole as before), this sitrep's archive entry was its whole JSON
+/// form and the size assertion failed ("archive of ... is 13914994 bytes").
 #[tokio::test]
 async fn an_oversized_sitrep_is_archived_truncated_and_pruning_goes_on() {
     let env = TestEnv::new().await;
@@ -466,10 +467,10 @@ async fn refuse_archive_of(env: &TestEnv, id: SitrepUuid, full_only: bool) {
 /// says archiving failed and why, the pass goes on with the others, and the
 /// pruner's status names the sitrep, its version and the error.
 ///
-/// Shown to fail without its guard: before the failure record, the first
-/// archive error ended the pass (`sitrep_history_prune` returned the
-/// trigger's error, the unwrap below panicked, and sitreps 1 and 3 were
-/// never pruned: every later pass failed the same way).
+/// Shown to fail without its guard: with the first archive error ending the
+/// pass (as it did before), the status carried the pass error "transaction
+/// sitrep_prune_one: test: refusing to archive sitrep ..." and versions 1
+/// and 3 were not pruned; every later pass failed the same way.
 #[tokio::test]
 async fn a_sitrep_that_cannot_be_archived_is_pruned_with_a_failure_record() {
     let env = TestEnv::new().await;
@@ -517,8 +518,9 @@ async fn a_sitrep_that_cannot_be_archived_is_pruned_with_a_failure_record() {
 /// archiving works again.
 ///
 /// Shown to fail without its guard: with the pass ending on the first
-/// archive error (as it did before), `sitrep_history_prune` returned the
-/// trigger's error and versions 1 and 3 stayed.
+/// archive error (as it did before), `sitrep_history_prune` returned
+/// "transaction sitrep_prune_one: test: refusing to archive sitrep ..." and
+/// versions 1 and 3 stayed.
 #[tokio::test]
 async fn a_sitrep_that_cannot_be_archived_at_all_is_kept_and_does_not_wedge_pruning() {
     let env = TestEnv::new().await;
@@ -597,8 +599,8 @@ struct TrimLogRow {
 ///
 /// Shown to fail without its guard: with the trim's statements run outside
 /// any transaction (as they were), the injected 40001 ended the pass
-/// (`sitrep_history_prune` returned "deleting old archive entries: test:
-/// injected serialization failure").
+/// (`sitrep_history_prune` returned "deleting old archive entries" caused by
+/// SerializationFailure "test: injected serialization failure").
 #[tokio::test]
 async fn the_archive_trim_runs_in_the_retry_wrapper() {
     let env = TestEnv::new().await;
