@@ -1163,59 +1163,28 @@ async fn archive_build_in_txn(
         }
     }
 
-    let mut after = Uuid::nil();
-    loop {
-        if builder.alert_requests_full() {
-            let ids: Vec<Uuid> =
-                alert_request_id_page_query(sitrep_id, after, READ_PAGE_ROWS).load(conn).await?;
-            let Some(last) = ids.last() else { break };
-            after = *last;
-            builder.omit_alert_requests(ids.len());
-            if (ids.len() as i64) < READ_PAGE_ROWS {
-                break;
-            }
-            continue;
-        }
-        let page: Vec<AlertRequestRow> =
-            archive_alert_request_page_query(sitrep_id, after).load(conn).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        let full = page.len() as i64 == ARCHIVE_PAGE_ROWS;
-        for row in page {
-            builder.add_alert_request(AlertRequest::from(row));
-        }
-        if !full {
-            break;
-        }
-    }
-
-    let mut after = Uuid::nil();
-    loop {
-        if builder.support_bundle_requests_full() {
-            let ids: Vec<Uuid> =
-                support_bundle_request_id_page_query(sitrep_id, after, READ_PAGE_ROWS)
-                    .load(conn)
-                    .await?;
-            let Some(last) = ids.last() else { break };
-            after = *last;
-            builder.omit_support_bundle_requests(ids.len());
-            if (ids.len() as i64) < READ_PAGE_ROWS {
-                break;
-            }
-            continue;
-        }
-        let page: Vec<SupportBundleRequestRow> =
-            archive_support_bundle_request_page_query(sitrep_id, after).load(conn).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        let full = page.len() as i64 == ARCHIVE_PAGE_ROWS;
-        for row in page {
-            builder.add_support_bundle_request(SupportBundleRequest::from(row));
-        }
-        if !full {
-            break;
-        }
-    }
+    archive_requests_in_txn(
+        conn,
+        &mut builder,
+        ArchiveBuilder::alert_requests_full,
+        |after| alert_request_id_page_query(sitrep_id, after, READ_PAGE_ROWS),
+        |after| archive_alert_request_page_query(sitrep_id, after),
+        |row: &AlertRequestRow| row.id,
+        |b, row| b.add_alert_request(AlertRequest::from(row)),
+        ArchiveBuilder::omit_alert_requests,
+    )
+    .await?;
+    archive_requests_in_txn(
+        conn,
+        &mut builder,
+        ArchiveBuilder::support_bundle_requests_full,
+        |after| support_bundle_request_id_page_query(sitrep_id, after, READ_PAGE_ROWS),
+        |after| archive_support_bundle_request_page_query(sitrep_id, after),
+        |row: &SupportBundleRequestRow| row.id,
+        |b, row| b.add_support_bundle_request(SupportBundleRequest::from(row)),
+        ArchiveBuilder::omit_support_bundle_requests,
+    )
+    .await?;
 
     let (json, truncated) = builder.finish().map_err(|message| {
         TransactionError::Abort(Error::BadData {
@@ -1224,6 +1193,51 @@ async fn archive_build_in_txn(
         })
     })?;
     Ok(Some((json, truncated)))
+}
+
+/// Feeds one type of a sitrep's requests to the archive builder: pages of
+/// [`ARCHIVE_PAGE_ROWS`] full rows while the builder takes them, then, once
+/// that type is full, pages of [`READ_PAGE_ROWS`] ids that are only counted.
+#[expect(clippy::too_many_arguments)]
+async fn archive_requests_in_txn<Row, Q, IdQ>(
+    conn: &mut AsyncPgConnection,
+    builder: &mut ArchiveBuilder,
+    full: fn(&ArchiveBuilder) -> bool,
+    id_page: impl Fn(Uuid) -> IdQ,
+    page: impl Fn(Uuid) -> Q,
+    key: fn(&Row) -> Uuid,
+    add: fn(&mut ArchiveBuilder, Row),
+    omit: fn(&mut ArchiveBuilder, usize),
+) -> Result<(), TransactionError>
+where
+    Row: Send,
+    Q: diesel_async::methods::LoadQuery<'static, AsyncPgConnection, Row> + 'static,
+    IdQ: diesel_async::methods::LoadQuery<'static, AsyncPgConnection, Uuid> + 'static,
+{
+    let mut after = Uuid::nil();
+    loop {
+        if full(builder) {
+            let ids: Vec<Uuid> = id_page(after).load(conn).await?;
+            let Some(last) = ids.last() else { break };
+            after = *last;
+            omit(builder, ids.len());
+            if (ids.len() as i64) < READ_PAGE_ROWS {
+                break;
+            }
+            continue;
+        }
+        let rows: Vec<Row> = page(after).load(conn).await?;
+        let Some(last) = rows.last() else { break };
+        after = key(last);
+        let more = rows.len() as i64 == ARCHIVE_PAGE_ROWS;
+        for row in rows {
+            add(builder, row);
+        }
+        if !more {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes archive entries older than the newest `keep`, a page per
