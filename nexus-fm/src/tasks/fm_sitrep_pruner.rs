@@ -7,15 +7,22 @@
 //! [`DataStore::sitrep_history_prune`] with the configured
 //! [`RetentionPolicy`], which keeps the newest `keep` history entries (never
 //! fewer than [`MIN_KEEP`](fm_db_queries::datastore::sitrep::prune::MIN_KEEP), so the current sitrep and its parent stay),
-//! archives and deletes the older sitreps whole, and trims the archive.
+//! archives the older sitreps (each entry bounded in size, marked when it is
+//! partial), deletes them, and trims the archive.
 //! Pruning never makes a tombstone collectable early (DESIGN.md section 9),
 //! and several pruners may run at once: a sitrep another pruner removed
 //! first is counted, not an error.
+//!
+//! Pruning cannot wedge: a sitrep that cannot be archived is pruned with a
+//! failure record (or, if even that fails, kept for the next pass) while
+//! the pass goes on, and the status lists it with its version and the
+//! error; such an activation reports `Failed` so that it is logged at warn.
 
 use crate::driver::{ActivationOutcome, BackgroundTask, TaskReport, error_chain};
 use fm_db_queries::datastore::sitrep::prune::RetentionPolicy;
 use fm_db_queries::{DataStore, OpContext};
 use futures::future::BoxFuture;
+use nexus_fm_types::task::ArchiveFailureOutcome;
 use nexus_fm_types::{ActivationReason, FmSitrepPrunerStatus, SitrepRef};
 
 /// The `fm_sitrep_pruner` task.
@@ -45,6 +52,9 @@ impl FmSitrepPruner {
             pruned: Vec::new(),
             already_gone: 0,
             archive_entries_deleted: 0,
+            archives_truncated: 0,
+            archive_failures: Vec::new(),
+            archive_failures_not_listed: 0,
             outcome: String::new(),
             error: None,
         };
@@ -59,6 +69,11 @@ impl FmSitrepPruner {
                 status.already_gone = u64::try_from(report.already_gone).unwrap_or(u64::MAX);
                 status.archive_entries_deleted =
                     u64::try_from(report.archive_entries_deleted).unwrap_or(u64::MAX);
+                status.archives_truncated =
+                    u64::try_from(report.archives_truncated).unwrap_or(u64::MAX);
+                status.archive_failures = report.archive_failures;
+                status.archive_failures_not_listed =
+                    u64::try_from(report.archive_failures_not_listed).unwrap_or(u64::MAX);
                 status.outcome = describe(&status);
             }
             Err(error) => {
@@ -84,6 +99,29 @@ fn describe(status: &FmSitrepPrunerStatus) -> String {
             last.version
         )),
         _ => {}
+    }
+    if status.archives_truncated > 0 {
+        parts.push(format!("{} archived truncated (too large)", status.archives_truncated));
+    }
+    for failure in &status.archive_failures {
+        let what = match &failure.outcome {
+            ArchiveFailureOutcome::PrunedWithFailureRecord => {
+                "pruned with a failure record".to_string()
+            }
+            ArchiveFailureOutcome::Retained { failure_record_error } => format!(
+                "kept for the next pass: writing a failure record failed too: {failure_record_error}"
+            ),
+        };
+        parts.push(format!(
+            "could not archive sitrep version {} ({}): {}; {what}",
+            failure.sitrep.version, failure.sitrep.sitrep_id, failure.error
+        ));
+    }
+    if status.archive_failures_not_listed > 0 {
+        parts.push(format!(
+            "{} more sitreps could not be archived",
+            status.archive_failures_not_listed
+        ));
     }
     if status.already_gone > 0 {
         parts.push(format!("{} already pruned by another executor", status.already_gone));
@@ -113,7 +151,9 @@ impl BackgroundTask for FmSitrepPruner {
     ) -> BoxFuture<'a, TaskReport> {
         Box::pin(async move {
             let status = self.prune(opctx).await;
-            let outcome = if status.error.is_some() {
+            let archive_failed =
+                !status.archive_failures.is_empty() || status.archive_failures_not_listed > 0;
+            let outcome = if status.error.is_some() || archive_failed {
                 ActivationOutcome::Failed
             } else if status.pruned.is_empty() && status.archive_entries_deleted == 0 {
                 ActivationOutcome::NothingToDo
@@ -129,6 +169,7 @@ impl BackgroundTask for FmSitrepPruner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nexus_fm_types::task::PrunerArchiveFailure;
     use nexus_fm_types::{SitrepUuid, SitrepVersion};
 
     fn status(pruned: &[i64], archive_entries_deleted: u64) -> FmSitrepPrunerStatus {
@@ -145,6 +186,9 @@ mod tests {
                 .collect(),
             already_gone: 0,
             archive_entries_deleted,
+            archives_truncated: 0,
+            archive_failures: Vec::new(),
+            archive_failures_not_listed: 0,
             outcome: String::new(),
             error: None,
         }
@@ -157,6 +201,31 @@ mod tests {
         assert_eq!(
             describe(&status(&[3, 4, 5], 2)),
             "pruned 3 sitreps (versions 3 to 5); deleted 2 archive entries"
+        );
+        let mut failed = status(&[3, 4], 0);
+        failed.archives_truncated = 1;
+        let sitrep = failed.pruned[1];
+        failed.archive_failures.push(PrunerArchiveFailure {
+            sitrep,
+            error: "boom".into(),
+            outcome: ArchiveFailureOutcome::PrunedWithFailureRecord,
+        });
+        failed.archive_failures.push(PrunerArchiveFailure {
+            sitrep: SitrepRef { version: SitrepVersion::try_new(5).unwrap(), ..sitrep },
+            error: "boom".into(),
+            outcome: ArchiveFailureOutcome::Retained { failure_record_error: "bang".into() },
+        });
+        failed.archive_failures_not_listed = 2;
+        assert_eq!(
+            describe(&failed),
+            format!(
+                "pruned 2 sitreps (versions 3 to 4); 1 archived truncated (too large); \
+                 could not archive sitrep version 4 ({id}): boom; pruned with a failure record; \
+                 could not archive sitrep version 5 ({id}): boom; kept for the next pass: \
+                 writing a failure record failed too: bang; \
+                 2 more sitreps could not be archived",
+                id = sitrep.sitrep_id
+            )
         );
         let mut empty = status(&[], 0);
         empty.current_version = None;

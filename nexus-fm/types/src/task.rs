@@ -246,6 +246,18 @@ pub struct FmSitrepPrunerStatus {
     pub already_gone: u64,
     /// Archive entries deleted to respect the policy.
     pub archive_entries_deleted: u64,
+    /// Pruned sitreps whose archive entry is partial (too large to archive
+    /// whole; the entry says what it left out).
+    #[serde(default)]
+    pub archives_truncated: u64,
+    /// Sitreps this pass could not archive, oldest first: which one, the
+    /// error, and whether it was pruned with a failure record or kept. At
+    /// most a few are listed; `archive_failures_not_listed` counts the rest.
+    #[serde(default)]
+    pub archive_failures: Vec<PrunerArchiveFailure>,
+    /// Archive failures beyond those listed in `archive_failures`.
+    #[serde(default)]
+    pub archive_failures_not_listed: u64,
     /// What happened, e.g. "nothing to prune".
     pub outcome: String,
     /// Why the pass failed, with its whole cause chain.
@@ -255,6 +267,33 @@ pub struct FmSitrepPrunerStatus {
 impl FmSitrepPrunerStatus {
     /// The task's name.
     pub const TASK_NAME: &'static str = "fm_sitrep_pruner";
+}
+
+/// A sitrep the pruner could not archive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunerArchiveFailure {
+    /// The sitrep and its history version.
+    pub sitrep: SitrepRef,
+    /// Why archiving it failed, with the whole cause chain.
+    pub error: String,
+    /// What the pruner did with it.
+    pub outcome: ArchiveFailureOutcome,
+}
+
+/// What the pruner did with a sitrep it could not archive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ArchiveFailureOutcome {
+    /// Pruned, with an archive entry that says archiving failed and why
+    /// (and keeps the metadata when it could be read).
+    PrunedWithFailureRecord,
+    /// Not even the failure record could be written: the sitrep is kept
+    /// whole (retaining a sitrep longer is always safe) and the next pass
+    /// tries again.
+    Retained {
+        /// Why the failure record could not be written.
+        failure_record_error: String,
+    },
 }
 
 #[cfg(test)]
