@@ -216,7 +216,7 @@ COMMENT ON COLUMN fm_sitrep_archive.sitrep_id IS 'The archived sitrep''s id.';
 COMMENT ON COLUMN fm_sitrep_archive.version IS 'The history version at which the sitrep was current.';
 COMMENT ON COLUMN fm_sitrep_archive.time_made_current IS 'When the sitrep became current.';
 COMMENT ON COLUMN fm_sitrep_archive.time_archived IS 'When the pruner archived it.';
-COMMENT ON COLUMN fm_sitrep_archive.sitrep IS 'The whole sitrep (metadata, cases, requests) in the JSON form that fm-dev sitrep publish reads.';
+COMMENT ON COLUMN fm_sitrep_archive.sitrep IS 'The sitrep in the JSON form that fm-dev sitrep publish reads, plus an "archive" object saying whether it is complete, truncated to the archive''s size bounds (with what was omitted), or failed (with the error).';
 
 -- -------------------------------------------------------------------------
 -- Executor status.

@@ -27,11 +27,10 @@ use crate::datastore::sitrep::insert::{
 };
 use crate::datastore::sitrep::prune::archive_insert_query;
 use crate::datastore::sitrep::prune::{
-    alert_request_delete_query, archive_alert_request_page_query, archive_delete_query,
-    archive_entry_query, archive_nth_newest_version_query, archive_page_at_or_below_query,
-    archive_support_bundle_request_page_query, case_delete_query, history_delete_query,
-    history_entry_by_version_query, prunable_history_page_query, sitrep_delete_query,
-    support_bundle_request_delete_query,
+    alert_request_delete_query, archive_delete_query, archive_entry_query,
+    archive_nth_newest_version_query, archive_page_at_or_below_query, case_delete_query,
+    history_delete_query, history_entry_by_version_query, prunable_history_page_query,
+    sitrep_delete_query, support_bundle_request_delete_query,
 };
 use crate::datastore::sitrep::read::{history_page_ascending_query, history_page_descending_query};
 use crate::datastore::sitrep::{
@@ -182,8 +181,6 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("sitrep_archive_nth_newest_version", &["fm_sitrep_archive_version_key"]),
     ("sitrep_archive_page_at_or_below", &["fm_sitrep_archive_version_key"]),
     ("sitrep_archive_delete", &["fm_sitrep_archive_pkey"]),
-    ("sitrep_archive_alert_request_page", &["fm_alert_request_pkey"]),
-    ("sitrep_archive_support_bundle_request_page", &["fm_support_bundle_request_pkey"]),
     (
         "rendezvous_guarded_create_alert",
         &[
@@ -387,18 +384,21 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         // Reading a sitrep's children page by page.
         entry!("sitrep_case_page_first", case_page_query(SAMPLE_SITREP, None)),
         entry!("sitrep_case_page", case_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))),
-        entry!("sitrep_alert_request_page_first", alert_request_page_query(SAMPLE_SITREP, None)),
+        entry!(
+            "sitrep_alert_request_page_first",
+            alert_request_page_query(SAMPLE_SITREP, None, 1000)
+        ),
         entry!(
             "sitrep_alert_request_page",
-            alert_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))
+            alert_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID), 1000)
         ),
         entry!(
             "sitrep_support_bundle_request_page_first",
-            support_bundle_request_page_query(SAMPLE_SITREP, None)
+            support_bundle_request_page_query(SAMPLE_SITREP, None, 1000)
         ),
         entry!(
             "sitrep_support_bundle_request_page",
-            support_bundle_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID))
+            support_bundle_request_page_query(SAMPLE_SITREP, Some(SAMPLE_ID), 1000)
         ),
         entry!(
             "sitrep_alert_request_id_page_first",
@@ -469,14 +469,6 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!("sitrep_archive_nth_newest_version", archive_nth_newest_version_query(1000)),
         entry!("sitrep_archive_page_at_or_below", archive_page_at_or_below_query(40)),
         entry!("sitrep_archive_delete", archive_delete_query(ids.clone())),
-        entry!(
-            "sitrep_archive_alert_request_page",
-            archive_alert_request_page_query(SAMPLE_SITREP, SAMPLE_ID)
-        ),
-        entry!(
-            "sitrep_archive_support_bundle_request_page",
-            archive_support_bundle_request_page_query(SAMPLE_SITREP, SAMPLE_ID)
-        ),
         entry!(
             "sitrep_insert_notify",
             crate::datastore::sitrep::insert::sitrep_notify_query(

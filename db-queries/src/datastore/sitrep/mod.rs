@@ -97,14 +97,15 @@ pub fn case_page_query(
 pub fn alert_request_page_query(
     sitrep_id: Uuid,
     after: Option<Uuid>,
+    limit: i64,
 ) -> KeysetPage<
     page_statements::alert_request_first_page_query,
     page_statements::alert_request_after_page_query,
 > {
     KeysetPage::new(
         after,
-        || page_statements::alert_request_first_page_query(sitrep_id),
-        |after| page_statements::alert_request_after_page_query(sitrep_id, after),
+        || page_statements::alert_request_first_page_query(sitrep_id, limit),
+        |after| page_statements::alert_request_after_page_query(sitrep_id, after, limit),
     )
 }
 
@@ -113,14 +114,15 @@ pub fn alert_request_page_query(
 pub fn support_bundle_request_page_query(
     sitrep_id: Uuid,
     after: Option<Uuid>,
+    limit: i64,
 ) -> KeysetPage<
     page_statements::support_bundle_request_first_page_query,
     page_statements::support_bundle_request_after_page_query,
 > {
     KeysetPage::new(
         after,
-        || page_statements::support_bundle_request_first_page_query(sitrep_id),
-        |after| page_statements::support_bundle_request_after_page_query(sitrep_id, after),
+        || page_statements::support_bundle_request_first_page_query(sitrep_id, limit),
+        |after| page_statements::support_bundle_request_after_page_query(sitrep_id, after, limit),
     )
 }
 
@@ -237,40 +239,39 @@ pub mod page_statements {
 
     /// The first page of [`alert_request_page_query`]: no lower bound.
     #[diesel::dsl::auto_type]
-    pub fn alert_request_first_page_query(sitrep_id: Uuid) -> _ {
+    pub fn alert_request_first_page_query(sitrep_id: Uuid, limit: i64) -> _ {
         let columns: AsSelect<AlertRequestRow, Pg> = AlertRequestRow::as_select();
-        let page: i64 = READ_PAGE_ROWS;
         fm_alert_request::table
             .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
             .order(fm_alert_request::id)
-            .limit(page)
+            .limit(limit)
             .select(columns)
     }
 
     /// A later page of [`alert_request_page_query`]: keys above `after`.
     #[diesel::dsl::auto_type]
-    pub fn alert_request_after_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
-        let first: alert_request_first_page_query = alert_request_first_page_query(sitrep_id);
+    pub fn alert_request_after_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
+        let first: alert_request_first_page_query =
+            alert_request_first_page_query(sitrep_id, limit);
         first.filter(fm_alert_request::id.gt(after))
     }
 
     /// The first page of [`support_bundle_request_page_query`]: no lower bound.
     #[diesel::dsl::auto_type]
-    pub fn support_bundle_request_first_page_query(sitrep_id: Uuid) -> _ {
+    pub fn support_bundle_request_first_page_query(sitrep_id: Uuid, limit: i64) -> _ {
         let columns: AsSelect<SupportBundleRequestRow, Pg> = SupportBundleRequestRow::as_select();
-        let page: i64 = READ_PAGE_ROWS;
         fm_support_bundle_request::table
             .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
             .order(fm_support_bundle_request::id)
-            .limit(page)
+            .limit(limit)
             .select(columns)
     }
 
     /// A later page of [`support_bundle_request_page_query`]: keys above `after`.
     #[diesel::dsl::auto_type]
-    pub fn support_bundle_request_after_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
+    pub fn support_bundle_request_after_page_query(sitrep_id: Uuid, after: Uuid, limit: i64) -> _ {
         let first: support_bundle_request_first_page_query =
-            support_bundle_request_first_page_query(sitrep_id);
+            support_bundle_request_first_page_query(sitrep_id, limit);
         first.filter(fm_support_bundle_request::id.gt(after))
     }
 

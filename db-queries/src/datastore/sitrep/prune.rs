@@ -44,8 +44,9 @@
 //! one transaction.
 
 use super::{
-    READ_PAGE_ROWS, alert_request_id_page_query, case_page_query, current_history_entry_query,
-    sitrep_metadata_query, support_bundle_request_id_page_query,
+    READ_PAGE_ROWS, alert_request_id_page_query, alert_request_page_query, case_page_query,
+    current_history_entry_query, sitrep_metadata_query, support_bundle_request_id_page_query,
+    support_bundle_request_page_query,
 };
 use crate::context::{Action, OpContext};
 use crate::datastore::DataStore;
@@ -706,37 +707,6 @@ pub fn history_entry_by_version_query(version: i64) -> _ {
     fm_sitrep_history::table.filter(fm_sitrep_history::version.eq(version)).select(columns)
 }
 
-/// One page of a sitrep's alert requests for the archive, after `after`.
-/// The same statement as the reader's page, but of [`ARCHIVE_PAGE_ROWS`]
-/// rows instead of [`READ_PAGE_ROWS`], so that a page of large payloads
-/// stays small in memory while the pruner holds up to a whole archive
-/// entry.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn archive_alert_request_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
-    let columns: AsSelect<AlertRequestRow, Pg> = AlertRequestRow::as_select();
-    let page: i64 = ARCHIVE_PAGE_ROWS;
-    fm_alert_request::table
-        .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
-        .filter(fm_alert_request::id.gt(after))
-        .order(fm_alert_request::id)
-        .limit(page)
-        .select(columns)
-}
-
-/// One page of a sitrep's support-bundle requests for the archive, after
-/// `after` ([`ARCHIVE_PAGE_ROWS`] rows).
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn archive_support_bundle_request_page_query(sitrep_id: Uuid, after: Uuid) -> _ {
-    let columns: AsSelect<SupportBundleRequestRow, Pg> = SupportBundleRequestRow::as_select();
-    let page: i64 = ARCHIVE_PAGE_ROWS;
-    fm_support_bundle_request::table
-        .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
-        .filter(fm_support_bundle_request::id.gt(after))
-        .order(fm_support_bundle_request::id)
-        .limit(page)
-        .select(columns)
-}
-
 /// Archives a sitrep. No conflict target: a concurrent pruner archiving the
 /// same sitrep clashes on the primary key or on the version key; either way
 /// (at SERIALIZABLE, as a serialization failure that is retried) the pass
@@ -1145,11 +1115,11 @@ async fn archive_build_in_txn(
     let mut builder = ArchiveBuilder::new(ArchiveLimits::DEFAULT, metadata);
 
     // Cases are small (a few KiB at most): the shared page size.
-    let mut after = Uuid::nil();
+    let mut after = None;
     loop {
         let page: Vec<crate::model::CaseRow> = case_page_query(sitrep_id, after).load(conn).await?;
         let Some(last) = page.last() else { break };
-        after = last.id;
+        after = Some(last.id);
         let full = page.len() as i64 == READ_PAGE_ROWS;
         for row in page {
             if builder.cases_full() {
@@ -1168,7 +1138,7 @@ async fn archive_build_in_txn(
         &mut builder,
         ArchiveBuilder::alert_requests_full,
         |after| alert_request_id_page_query(sitrep_id, after, READ_PAGE_ROWS),
-        |after| archive_alert_request_page_query(sitrep_id, after),
+        |after| alert_request_page_query(sitrep_id, after, ARCHIVE_PAGE_ROWS),
         |row: &AlertRequestRow| row.id,
         |b, row| b.add_alert_request(AlertRequest::from(row)),
         ArchiveBuilder::omit_alert_requests,
@@ -1179,7 +1149,7 @@ async fn archive_build_in_txn(
         &mut builder,
         ArchiveBuilder::support_bundle_requests_full,
         |after| support_bundle_request_id_page_query(sitrep_id, after, READ_PAGE_ROWS),
-        |after| archive_support_bundle_request_page_query(sitrep_id, after),
+        |after| support_bundle_request_page_query(sitrep_id, after, ARCHIVE_PAGE_ROWS),
         |row: &SupportBundleRequestRow| row.id,
         |b, row| b.add_support_bundle_request(SupportBundleRequest::from(row)),
         ArchiveBuilder::omit_support_bundle_requests,
@@ -1203,8 +1173,8 @@ async fn archive_requests_in_txn<Row, Q, IdQ>(
     conn: &mut AsyncPgConnection,
     builder: &mut ArchiveBuilder,
     full: fn(&ArchiveBuilder) -> bool,
-    id_page: impl Fn(Uuid) -> IdQ,
-    page: impl Fn(Uuid) -> Q,
+    id_page: impl Fn(Option<Uuid>) -> IdQ,
+    page: impl Fn(Option<Uuid>) -> Q,
     key: fn(&Row) -> Uuid,
     add: fn(&mut ArchiveBuilder, Row),
     omit: fn(&mut ArchiveBuilder, usize),
@@ -1214,12 +1184,12 @@ where
     Q: diesel_async::methods::LoadQuery<'static, AsyncPgConnection, Row> + 'static,
     IdQ: diesel_async::methods::LoadQuery<'static, AsyncPgConnection, Uuid> + 'static,
 {
-    let mut after = Uuid::nil();
+    let mut after = None;
     loop {
         if full(builder) {
             let ids: Vec<Uuid> = id_page(after).load(conn).await?;
             let Some(last) = ids.last() else { break };
-            after = *last;
+            after = Some(*last);
             omit(builder, ids.len());
             if (ids.len() as i64) < READ_PAGE_ROWS {
                 break;
@@ -1228,7 +1198,7 @@ where
         }
         let rows: Vec<Row> = page(after).load(conn).await?;
         let Some(last) = rows.last() else { break };
-        after = key(last);
+        after = Some(key(last));
         let more = rows.len() as i64 == ARCHIVE_PAGE_ROWS;
         for row in rows {
             add(builder, row);

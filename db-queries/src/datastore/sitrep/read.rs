@@ -252,7 +252,7 @@ pub(crate) async fn sitrep_read_in_txn(
     let alert_requests = load_all_pages(
         conn,
         READ_PAGE_ROWS,
-        |after| alert_request_page_query(sitrep_id, after),
+        |after| alert_request_page_query(sitrep_id, after, READ_PAGE_ROWS),
         |r| r.id,
     )
     .await?
@@ -262,7 +262,7 @@ pub(crate) async fn sitrep_read_in_txn(
     let support_bundle_requests = load_all_pages(
         conn,
         READ_PAGE_ROWS,
-        |after| support_bundle_request_page_query(sitrep_id, after),
+        |after| support_bundle_request_page_query(sitrep_id, after, READ_PAGE_ROWS),
         |r| r.id,
     )
     .await?

@@ -1,0 +1,1 @@
+COMMENT ON COLUMN fm_sitrep_archive.sitrep IS 'The sitrep in the JSON form that fm-dev sitrep publish reads, plus an "archive" object saying whether it is complete, truncated to the archive''s size bounds (with what was omitted), or failed (with the error).';
