@@ -313,11 +313,13 @@ ALTER TABLE fm_executor_task_status
 
 
 -- -------------------------------------------------------------------------
--- The ledger of collected resources.
+-- The ledger of collected resources. Its id has no nil check: it records
+-- what the sweep removed, and a nil id that predates version 3 must be
+-- recorded like any other.
 -- -------------------------------------------------------------------------
 
 CREATE TABLE IF NOT EXISTS fm_collected_resource (
-    id UUID NOT NULL PRIMARY KEY CONSTRAINT fm_collected_resource_id_not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000'),
+    id UUID NOT NULL PRIMARY KEY,
     resource_type TEXT NOT NULL CONSTRAINT fm_collected_resource_type_known CHECK (resource_type IN ('alert', 'support_bundle')),
     time_deleted TIMESTAMPTZ NOT NULL,
     time_collected TIMESTAMPTZ NOT NULL

@@ -16,3 +16,4 @@ mod sitrep;
 mod sweep;
 mod tasks;
 mod transaction;
+mod trust;

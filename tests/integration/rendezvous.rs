@@ -76,6 +76,7 @@ async fn creates_every_request_once_with_provenance() {
             created: 3,
             already_existed: 0,
             deleted_not_recreated: 0,
+            refused_nil_id: 0,
             statements: 1,
             retries: 0,
         }

@@ -51,6 +51,10 @@ pub struct CreateCounts {
     /// Requests whose resource was deleted by an operator (a tombstone):
     /// not re-created.
     pub deleted_not_recreated: u64,
+    /// Requests whose id is the nil UUID (possible only in rows that
+    /// predate schema version 3): never created, counted here.
+    #[serde(default)]
+    pub refused_nil_id: u64,
     /// Statements issued (one per page).
     pub statements: u64,
     /// Serialization-failure retries over all statements.
@@ -159,6 +163,12 @@ fn shape(resource: ResourceType) -> &'static Shape {
     }
 }
 
+/// The nil UUID as an SQL literal. Publishing and the schema refuse it; a
+/// request row with it can only predate schema version 3, and creation
+/// skips it (counted, never silently) instead of failing the whole page on
+/// the resource table's nil check.
+const NIL_UUID_SQL: &str = "'00000000-0000-0000-0000-000000000000'::uuid";
+
 /// The one definition of "sitrep S is committed and still exists", shared
 /// by the guarded creation and the sweep: a CTE named `evidence` with one
 /// row (S's generation for `resource`, column `generation`) when S has a
@@ -187,7 +197,8 @@ impl QueryId for GuardedCreateQuery {
 
 impl Query for GuardedCreateQuery {
     /// (sitrep present, its generation, latest generation, current,
-    /// examined, last examined id, created, already existed, deleted)
+    /// examined, last examined id, created, already existed, deleted, nil
+    /// ids refused)
     type SqlType = (
         Bool,
         Nullable<BigInt>,
@@ -195,6 +206,7 @@ impl Query for GuardedCreateQuery {
         Bool,
         BigInt,
         Nullable<SqlUuid>,
+        BigInt,
         BigInt,
         BigInt,
         BigInt,
@@ -266,9 +278,10 @@ impl QueryFragment<Pg> for GuardedCreateQuery {
         out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
         out.push_sql(
             ", e.generation FROM probed AS p, evidence AS e \
-             WHERE p.deleted IS NULL AND p.collected IS NULL \
-             ON CONFLICT (id) DO NOTHING RETURNING id) ",
+             WHERE p.deleted IS NULL AND p.collected IS NULL AND p.id <> ",
         );
+        out.push_sql(NIL_UUID_SQL);
+        out.push_sql(" ON CONFLICT (id) DO NOTHING RETURNING id) ");
         out.push_sql(
             "SELECT EXISTS (SELECT 1 FROM evidence) AS sitrep_present, \
              (SELECT generation FROM evidence) AS sitrep_generation, \
@@ -279,15 +292,19 @@ impl QueryFragment<Pg> for GuardedCreateQuery {
              (SELECT count(*) FROM inserted) AS created, \
              (SELECT count(*) FROM probed WHERE NOT deleted) AS already_existed, \
              (SELECT count(*) FROM probed WHERE deleted OR (deleted IS NULL AND collected)) \
-             AS deleted",
+             AS deleted, \
+             (SELECT count(*) FROM probed WHERE deleted IS NULL AND collected IS NULL AND id = ",
         );
+        out.push_sql(NIL_UUID_SQL);
+        out.push_sql(") AS nil_refused");
         Ok(())
     }
 }
 
 /// What one page of the guarded creation reports (see
 /// [`GuardedCreateQuery`]'s SQL type).
-type GuardedCreateRow = (bool, Option<i64>, Option<i64>, bool, i64, Option<Uuid>, i64, i64, i64);
+type GuardedCreateRow =
+    (bool, Option<i64>, Option<i64>, bool, i64, Option<Uuid>, i64, i64, i64, i64);
 
 /// A resource created outside fault management (no provenance).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -410,7 +427,7 @@ impl DataStore {
                 })
             })
             .await?;
-            let (present, own, latest, current, examined, last, created, existed, deleted) =
+            let (present, own, latest, current, examined, last, created, existed, deleted, nil) =
                 done.value;
             counts.statements += 1;
             counts.retries += u64::from(done.retries);
@@ -437,6 +454,7 @@ impl DataStore {
             counts.created += created as u64;
             counts.already_existed += existed as u64;
             counts.deleted_not_recreated += deleted as u64;
+            counts.refused_nil_id += nil as u64;
             match last {
                 Some(id) if examined == limit => after = Some(id),
                 _ => break,

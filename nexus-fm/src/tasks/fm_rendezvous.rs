@@ -186,6 +186,7 @@ impl FmRendezvous {
             deleted_not_recreated: 0,
             stale: false,
             latest_generation: None,
+            refused_nil_id: 0,
             statements: 0,
             retries: 0,
             outcome: String::new(),
@@ -318,9 +319,11 @@ fn apply_counts(status: &mut RendezvousTypeStatus, counts: &CreateCounts) {
         created,
         already_existed,
         deleted_not_recreated,
+        refused_nil_id,
         statements,
         retries,
     } = *counts;
+    status.refused_nil_id = refused_nil_id;
     status.retries = retries;
     status.created = created;
     status.already_existed = already_existed;
@@ -341,6 +344,12 @@ fn executed_label(status: &RendezvousTypeStatus) -> String {
         parts.push(format!(
             "{} not re-created: deleted by an operator",
             status.deleted_not_recreated
+        ));
+    }
+    if status.refused_nil_id > 0 {
+        parts.push(format!(
+            "{} refused: the nil id (a request row from before schema version 3)",
+            status.refused_nil_id
         ));
     }
     parts.join(", ")

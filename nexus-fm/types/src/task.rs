@@ -175,6 +175,10 @@ pub struct RendezvousTypeStatus {
     /// Requests not re-created because their resource was deleted by an
     /// operator (a tombstone blocks re-creation).
     pub deleted_not_recreated: u64,
+    /// Requests not created because their id is the nil UUID (rows that
+    /// predate schema version 3).
+    #[serde(default)]
+    pub refused_nil_id: u64,
     /// Whether creation was skipped because the latest sitrep has a
     /// different generation for this type.
     pub stale: bool,
@@ -319,6 +323,7 @@ mod tests {
             deleted_not_recreated: 1,
             stale: false,
             latest_generation: None,
+            refused_nil_id: 0,
             statements: 1,
             retries: 0,
             outcome: "created 1 of 3 requested".into(),

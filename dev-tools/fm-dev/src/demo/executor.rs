@@ -346,6 +346,7 @@ mod tests {
             deleted_not_recreated: 0,
             stale,
             latest_generation: None,
+            refused_nil_id: 0,
             statements: 1,
             retries: 0,
             outcome: String::new(),
