@@ -637,6 +637,8 @@ async fn the_archive_trim_runs_in_the_retry_wrapper() {
         .unwrap();
     assert_eq!(report.pruned.len(), 6);
     assert_eq!(report.archive_entries_deleted, 3);
+    // The injected serialization failure is counted, as every retry is.
+    assert_eq!(report.retries, 1, "the retry is counted in the report");
     let log: Vec<TrimLogRow> = diesel_async::RunQueryDsl::load(
         diesel::sql_query("SELECT sitrep_id, isolation FROM test_trim_log ORDER BY sitrep_id"),
         &mut conn,

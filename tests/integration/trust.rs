@@ -556,3 +556,46 @@ async fn the_publish_command_refuses_a_nil_id() {
     assert!(chain.contains("id of alert request #0 is the nil UUID"), "{chain}");
     assert_eq!(before, fm_table_checksums(env.db.url()).await);
 }
+
+/// Serialization-failure retries are counted per operation: a trigger
+/// raises SQLSTATE 40001 once on the first alert insert and once on the
+/// first alert delete (a sequence survives the rollback), and the creation
+/// and the sweep each report one retry while doing their work exactly once.
+#[tokio::test]
+async fn retries_are_counted_in_creation_and_sweep() {
+    let env = TestEnv::new().await;
+    let mut conn = connect(env.db.url()).await;
+    conn.batch_execute(
+        "CREATE SEQUENCE test_fail_insert; CREATE SEQUENCE test_fail_delete; \
+         CREATE FUNCTION test_fail_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF nextval(TG_ARGV[0]::regclass) = 1 THEN \
+             RAISE EXCEPTION 'injected conflict' USING ERRCODE = '40001'; \
+           END IF; \
+           RETURN COALESCE(NEW, OLD); \
+         END $$; \
+         CREATE TRIGGER test_fail_insert BEFORE INSERT ON alert FOR EACH ROW \
+           EXECUTE FUNCTION test_fail_once('test_fail_insert'); \
+         CREATE TRIGGER test_fail_delete BEFORE DELETE ON alert FOR EACH ROW \
+           EXECUTE FUNCTION test_fail_once('test_fail_delete');",
+    )
+    .await
+    .unwrap();
+    let s1 = first_sitrep(3, 0);
+    publish(&env, &s1).await;
+    let outcome = create(&env, s1.id(), Generation::FIRST, ResourceType::Alert).await.unwrap();
+    let CreateOutcome::Executed(counts) = outcome else { panic!("{outcome:?}") };
+    assert_eq!((counts.created, counts.retries), (3, 1));
+
+    let gone = s1.alert_requests[0].id;
+    env.datastore.alert_delete(&env.opctx(Role::Operator), gone).await.unwrap();
+    let mut b = child(&s1);
+    b.withdraw_alert_request(gone).unwrap();
+    let s2 = b.build(&SatisfiedRequests::default()).unwrap();
+    publish(&env, &s2).await;
+    let swept = env
+        .datastore
+        .fm_tombstones_sweep(&env.opctx(Role::FmExecutor), s2.id(), ResourceType::Alert, None)
+        .await
+        .unwrap();
+    assert_eq!((swept.hard_deleted, swept.retries), (1, 1));
+}

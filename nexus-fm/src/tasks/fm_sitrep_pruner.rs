@@ -55,6 +55,7 @@ impl FmSitrepPruner {
             archives_truncated: 0,
             archive_failures: Vec::new(),
             archive_failures_not_listed: 0,
+            retries: 0,
             outcome: String::new(),
             error: None,
         };
@@ -74,6 +75,7 @@ impl FmSitrepPruner {
                 status.archive_failures = report.archive_failures;
                 status.archive_failures_not_listed =
                     u64::try_from(report.archive_failures_not_listed).unwrap_or(u64::MAX);
+                status.retries = report.retries;
                 status.outcome = describe(&status);
             }
             Err(error) => {
@@ -189,6 +191,7 @@ mod tests {
             archives_truncated: 0,
             archive_failures: Vec::new(),
             archive_failures_not_listed: 0,
+            retries: 0,
             outcome: String::new(),
             error: None,
         }

@@ -262,6 +262,9 @@ pub struct FmSitrepPrunerStatus {
     /// Archive failures beyond those listed in `archive_failures`.
     #[serde(default)]
     pub archive_failures_not_listed: u64,
+    /// Serialization-failure retries over the pass's transactions.
+    #[serde(default)]
+    pub retries: u64,
     /// What happened, e.g. "nothing to prune".
     pub outcome: String,
     /// Why the pass failed, with its whole cause chain.

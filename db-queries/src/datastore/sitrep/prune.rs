@@ -142,6 +142,8 @@ pub struct PruneReport {
     pub already_gone: usize,
     /// Archive entries deleted to respect `archive_keep`.
     pub archive_entries_deleted: usize,
+    /// Serialization-failure retries over the pass's transactions.
+    pub retries: u64,
 }
 
 /// An archive entry as stored in `fm_sitrep_archive`.
@@ -870,7 +872,10 @@ impl DataStore {
             after = last.version;
             let full = page.len() as i64 == PRUNE_PAGE_ROWS;
             for entry in page {
-                match self.sitrep_prune_one(opctx, &mut conn, &entry, cutoff).await? {
+                match self
+                    .sitrep_prune_one(opctx, &mut conn, &entry, cutoff, &mut report.retries)
+                    .await?
+                {
                     PruneOne::Pruned { pruned, truncated } => {
                         report.pruned.push(pruned);
                         report.archives_truncated += usize::from(truncated);
@@ -891,8 +896,10 @@ impl DataStore {
             }
         }
 
-        report.archive_entries_deleted =
+        let (trimmed, trim_retries) =
             archive_trim(&mut conn, &opctx.log, i64::from(policy.archive_keep)).await?;
+        report.archive_entries_deleted = trimmed;
+        report.retries += trim_retries;
         if !report.pruned.is_empty() || report.archive_entries_deleted > 0 {
             slog::info!(opctx.log, "sitrep history pruned";
                 "pruned" => report.pruned.len(),
@@ -913,6 +920,7 @@ impl DataStore {
         conn: &mut AsyncPgConnection,
         entry: &SitrepHistoryRow,
         cutoff: i64,
+        retries: &mut u64,
     ) -> Result<PruneOne, Error> {
         let version = entry.version;
         let first = transaction_retry(conn, &opctx.log, "sitrep_prune_one", move |conn| {
@@ -923,6 +931,7 @@ impl DataStore {
         .await;
         let error = match first {
             Ok(done) => {
+                *retries += u64::from(done.retries);
                 return Ok(match done.value {
                     Some((pruned, truncated)) => PruneOne::Pruned { pruned, truncated },
                     None => PruneOne::AlreadyGone,
@@ -949,17 +958,22 @@ impl DataStore {
             })
             .await;
         match second {
-            Ok(done) => Ok(match done.value {
-                Some((pruned, _)) => PruneOne::ArchiveFailed {
-                    pruned: Some(pruned),
-                    failure: PrunerArchiveFailure {
-                        sitrep,
-                        error,
-                        outcome: ArchiveFailureOutcome::PrunedWithFailureRecord,
+            Ok(done) => Ok(
+                match {
+                    *retries += u64::from(done.retries);
+                    done.value
+                } {
+                    Some((pruned, _)) => PruneOne::ArchiveFailed {
+                        pruned: Some(pruned),
+                        failure: PrunerArchiveFailure {
+                            sitrep,
+                            error,
+                            outcome: ArchiveFailureOutcome::PrunedWithFailureRecord,
+                        },
                     },
+                    None => PruneOne::AlreadyGone,
                 },
-                None => PruneOne::AlreadyGone,
-            }),
+            ),
             Err(e) if ends_the_pass(&e) => Err(e),
             Err(e) => {
                 let failure_record_error = error_chain(&e);
@@ -1219,8 +1233,8 @@ async fn archive_trim(
     conn: &mut AsyncPgConnection,
     log: &slog::Logger,
     keep: i64,
-) -> Result<usize, Error> {
-    let mut deleted = 0;
+) -> Result<(usize, u64), Error> {
+    let (mut deleted, mut retries) = (0, 0);
     loop {
         let done = transaction_retry(conn, log, "sitrep_archive_trim", move |conn| {
             Box::pin(async move {
@@ -1239,12 +1253,13 @@ async fn archive_trim(
             })
         })
         .await?;
+        retries += u64::from(done.retries);
         if done.value == 0 {
             break;
         }
         deleted += done.value;
     }
-    Ok(deleted)
+    Ok((deleted, retries))
 }
 
 #[cfg(test)]
