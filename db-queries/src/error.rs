@@ -86,7 +86,7 @@ pub enum Error {
         current: Option<SitrepUuid>,
     },
     /// A sitrep's generation for one resource type breaks the generation
-    /// rule (DESIGN.md section 5).
+    /// rule (docs/design.md, "Publishing a sitrep").
     #[error(
         "sitrep {sitrep_id} has {resource} generation {found}, but its {resource} requests {} \
          its parent's, so the generation must be {expected}",
@@ -105,7 +105,7 @@ pub enum Error {
         unchanged: bool,
     },
     /// A request that is new relative to the parent uses an id that has
-    /// been used before (fresh-id rule, DESIGN.md section 5).
+    /// been used before (fresh-id rule, docs/design.md, "Publishing a sitrep").
     #[error("{resource} request id {id} is new in this sitrep but already used: {used_by}")]
     RequestIdReused {
         /// Which resource type.

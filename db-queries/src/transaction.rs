@@ -5,7 +5,7 @@
 //! serialization failure (SQLSTATE 40001, sometimes only at COMMIT), rolls
 //! back and runs the whole closure again, a bounded number of times, with
 //! jittered exponential backoff. The safety argument of the tombstone sweep
-//! (DESIGN.md section 8) depends on this: the guarded insert and a concurrent
+//! (docs/design.md, "The sweep") depends on this: the guarded insert and a concurrent
 //! sweep must not interleave in a way no serial order explains.
 //!
 //! The raw diesel-async transaction API is banned in `clippy.toml` so that

@@ -5,7 +5,7 @@
 //! and support bundles or withdraws earlier requests, and finally calls
 //! [`SitrepBuilder::build`]. Publishing the result is the datastore's job.
 //!
-//! The builder upholds the rules of DESIGN.md section 5 that are in its power:
+//! The builder upholds the rules of docs/design.md, "Publishing a sitrep" that are in its power:
 //!
 //! - **Fresh ids (G2).** The sitrep id and every new request id are random v4
 //!   UUIDs made here; no method accepts an id for a new object, so a caller
@@ -425,7 +425,7 @@ fn fresh_sitrep_id(parent: Option<SitrepUuid>) -> SitrepUuid {
 /// cases; checking anyway makes a collision with an id the builder can see
 /// impossible rather than merely unlikely. Ids of older sitreps and existing
 /// resource rows are out of the builder's sight; publishing checks those
-/// (DESIGN.md section 5, G2).
+/// (docs/design.md, "Publishing a sitrep", fresh ids).
 fn fresh_id<T>(mut generate: impl FnMut() -> T, taken: impl Fn(&T) -> bool) -> T {
     loop {
         let id = generate();

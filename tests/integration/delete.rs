@@ -1,7 +1,7 @@
 //! Operator deletes: an FM-created alert or bundle becomes a tombstone that
 //! blocks re-creation, anything else is removed, a second delete (or one of
 //! an unknown id) is NotFound and writes nothing, and only an operator may
-//! delete (DESIGN.md section 7).
+//! delete (docs/design.md, "Deleting a resource").
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

@@ -53,7 +53,7 @@ async fn a_small_demo_converges_deletes_and_sweeps() {
     //   would request at least 12 ids, more than 10.
     // - So some pass withdraws (or drops with its closed case) an id that
     //   sitrep 2 or later requested, which the operator deleted. It never
-    //   returns to a request set (DESIGN.md C2), so the final convergence,
+    //   returns to a request set (docs/design.md, C2), so the final convergence,
     //   which runs the listening executors' rendezvous (and sweep) with the
     //   last sitrep after the last deletion, hard-deletes its tombstone.
     let config = DemoConfig {

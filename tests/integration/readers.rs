@@ -1,5 +1,5 @@
 //! Every reader of alerts and support bundles ignores tombstones
-//! (DESIGN.md section 7), and the readers page, update and dispatch as
+//! (docs/design.md, "Deleting a resource"), and the readers page, update and dispatch as
 //! documented.
 
 use chrono::{DateTime, Utc};

@@ -5,7 +5,7 @@
 //! internals that must know it existed (the guarded insert, and
 //! [`DataStore::fm_resource_rows_including_deleted`]) and the debug reader
 //! [`DataStore::alert_get_including_deleted`], which says so in its name
-//! (DESIGN.md section 7).
+//! (docs/design.md, "Deleting a resource").
 //!
 //! Each query states `time_deleted IS NULL` itself, even where an index is
 //! partial on that predicate: PostgreSQL uses a partial index only when the

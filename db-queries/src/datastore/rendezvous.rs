@@ -4,7 +4,7 @@
 //! of `Req_T(S)` that has no row yet (live or tombstoned) and whose id is not
 //! in the ledger of collected ids is inserted with provenance (`fm_case_id`,
 //! `fm_sitrep_id`, `fm_generation = g_T(S)`), but only while the latest
-//! sitrep's generation for T is still `g_T(S)` (DESIGN.md section 6).
+//! sitrep's generation for T is still `g_T(S)` (docs/design.md, "Executing a sitrep").
 //!
 //! The database is the authority. The executor passes only S's id, the
 //! generation it expects and a cursor; each statement is an

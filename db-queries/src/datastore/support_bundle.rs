@@ -4,7 +4,7 @@
 //! `time_deleted` set), exactly like the alert readers in
 //! [`super::alert`]; only the debug reader
 //! [`DataStore::support_bundle_get_including_deleted`] shows them, and says
-//! so in its name (DESIGN.md section 7).
+//! so in its name (docs/design.md, "Deleting a resource").
 //!
 //! Each query states `time_deleted IS NULL` itself. The queries and the
 //! indexes they use:

@@ -2,8 +2,8 @@
 //! sitrep that can still execute asks for.
 //!
 //! An executor holding sitrep S may hard-delete tombstone X of type T when
-//! all of these hold, checked inside the deleting statement (DESIGN.md
-//! section 8):
+//! all of these hold, checked inside the deleting statement
+//! (docs/design.md, "The sweep"):
 //!
 //! - S was committed (it has a history entry) and its `fm_sitrep` row still
 //!   exists; missing evidence means delete nothing;
@@ -18,7 +18,7 @@
 //! probe per examined tombstone. `g_T(S)` is read from the database in the
 //! same statement, never taken from the caller. Every FM-created resource
 //! hard-deleted here is recorded, by the same statement, in the ledger of
-//! collected ids that publishing checks (DESIGN.md section 5).
+//! collected ids that publishing checks (docs/design.md, "Publishing a sitrep").
 
 use crate::context::{Action, OpContext};
 use crate::datastore::DataStore;

@@ -5,7 +5,7 @@
 //! concurrently against one database, and an operator deletes some of the
 //! resources they create. At the end the executors converge, the demo
 //! prints what each did, and it checks, reading the database, that the
-//! outcome is the one DESIGN.md promises: everything the current sitrep
+//! outcome is the one docs/design.md promises: everything the current sitrep
 //! requests exists (or was deleted by an operator), nothing an operator
 //! deleted came back, the tombstones the current sitrep no longer requests
 //! were hard-deleted by a sweep while those it still requests remain, and

@@ -4,7 +4,7 @@
 //! create the alerts and support bundles they ask for, on every
 //! control-plane instance, however slow or stale that instance is.
 //!
-//! What it guarantees (DESIGN.md section 6):
+//! What it guarantees (docs/design.md, "Executing a sitrep"):
 //!
 //! - Each activation executes the sitrep it holds from
 //!   [`fm_sitrep_loader`](super::fm_sitrep_loader), for alerts and for
@@ -257,7 +257,7 @@ impl FmRendezvous {
             .map_err(|source| CreateError::Datastore { resource, source })
     }
 
-    /// The tombstone sweep of one type (DESIGN.md section 8), driven by the
+    /// The tombstone sweep of one type (docs/design.md, "The sweep"), driven by the
     /// sitrep this executor holds. Its safety checks run inside the
     /// datastore's deleting statement, so it does not depend on creation
     /// having succeeded, nor on the held sitrep being current.

@@ -9,7 +9,7 @@
 //! fewer than [`MIN_KEEP`](fm_db_queries::datastore::sitrep::prune::MIN_KEEP), so the current sitrep and its parent stay),
 //! archives the older sitreps (each entry bounded in size, marked when it is
 //! partial), deletes them, and trims the archive.
-//! Pruning never makes a tombstone collectable early (DESIGN.md section 9),
+//! Pruning never makes a tombstone collectable early (docs/design.md, "Retention"),
 //! and several pruners may run at once: a sitrep another pruner removed
 //! first is counted, not an error.
 //!

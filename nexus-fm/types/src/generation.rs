@@ -2,7 +2,7 @@
 //!
 //! A [`Generation`] starts at 1 and only grows. Along the sitrep history, two
 //! sitreps with equal generation for a resource type request the same set of
-//! resources of that type (DESIGN.md section 5), which is what makes the
+//! resources of that type (docs/design.md, "Publishing a sitrep"), which is what makes the
 //! guarded insert and the tombstone sweep safe.
 
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ impl Generation {
         }
     }
 
-    /// The generation rule (G1, DESIGN.md section 5) for one resource type:
+    /// The generation rule (docs/design.md, "Publishing a sitrep") for one resource type:
     /// the first sitrep has generation 1; a child keeps its parent's
     /// generation when its request set of that type is unchanged, and gets
     /// the next one otherwise.

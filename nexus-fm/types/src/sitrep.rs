@@ -130,9 +130,9 @@ pub struct SitrepMetadata {
     pub time_created: DateTime<Utc>,
     /// A human-readable note.
     pub comment: String,
-    /// Alert generation (DESIGN.md section 5).
+    /// Alert generation (docs/design.md, "Publishing a sitrep").
     pub alert_generation: Generation,
-    /// Support-bundle generation (DESIGN.md section 5).
+    /// Support-bundle generation (docs/design.md, "Publishing a sitrep").
     pub support_bundle_generation: Generation,
 }
 

@@ -199,7 +199,7 @@ pub struct RendezvousTypeStatus {
     pub sweep: SweepStatus,
 }
 
-/// What one tombstone sweep (DESIGN.md section 8) did for one resource
+/// What one tombstone sweep (docs/design.md, "The sweep") did for one resource
 /// type.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepStatus {

@@ -2,7 +2,7 @@
 //! or writes nothing.
 //!
 //! The checks here are what the deletion-safety argument rests on
-//! (DESIGN.md sections 5 and 8), so no caller bug can break them:
+//! (docs/design.md, "Publishing a sitrep" and "The sweep"), so no caller bug can break them:
 //!
 //! 1. compare-and-swap on the parent: it must be the current sitrep;
 //! 2. the generation rule, per resource type, verified against the parent's

@@ -7,7 +7,7 @@
 //! as JSON and then deletes its `fm_sitrep` row first and its children after
 //! it; a reader therefore sees a whole sitrep or none, and "the sitrep row
 //! exists" always implies its requests are visible, which the sweep relies
-//! on (DESIGN.md section 9). Pruning never makes a tombstone collectable
+//! on (docs/design.md, "Retention"). Pruning never makes a tombstone collectable
 //! early: the sweep driven by a pruned sitrep simply deletes nothing.
 //!
 //! # Pruning cannot wedge

@@ -2,7 +2,7 @@
 //! alerts and support bundles while the sitreps keep coming, so that the
 //! demo shows a deleted resource is never brought back, and that the
 //! executors' sweeps collect its tombstone once no sitrep asks for it any
-//! more (DESIGN.md sections 7 and 8).
+//! more (docs/design.md, "Deleting a resource" and "The sweep").
 //!
 //! After each publish the operator looks up which of the current sitrep's
 //! requests are live (a row without `time_deleted`, found with

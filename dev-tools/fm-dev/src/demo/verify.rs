@@ -1,13 +1,13 @@
 //! The demo's verification: reading the database once every executor has
-//! stopped, it checks what DESIGN.md promises.
+//! stopped, it checks what docs/design.md promises.
 //!
 //! - Everything the current sitrep requests exists: each requested alert and
 //!   support bundle has a live row, or a tombstone (deleted by an operator,
 //!   which blocks re-creation, so it counts as done).
 //! - Nothing an operator deleted during the demo came back: no such
 //!   resource is live again.
-//! - The sweeps collected what they may, and only that (DESIGN.md section
-//!   8): every resource an operator deleted that the current sitrep no
+//! - The sweeps collected what they may, and only that (docs/design.md,
+//!   "The sweep"): every resource an operator deleted that the current sitrep no
 //!   longer requests is gone (its tombstone was hard-deleted), and every
 //!   one it still requests is still a tombstone. The demo makes the
 //!   listening executors execute the current sitrep after the last
