@@ -388,6 +388,10 @@ async fn a_sitrep_with_100k_requests_publishes_and_reads_back_equal() {
     let viewer = env.opctx(Role::Viewer);
     let back = env.datastore.sitrep_read(&viewer, big.id()).await.unwrap();
     assert!(back == big, "the 100,000-request sitrep did not read back equal");
+    // Its summary, counted page by page, matches the sitrep itself.
+    let summary = env.datastore.sitrep_summary(&viewer, big.id()).await.unwrap();
+    assert_eq!(summary, nexus_fm_types::SitrepSummary::of(&big));
+    assert_eq!(summary.alert_requests.newly_requested, 80_000);
 
     // Its child (unchanged) checks 100,000 ids against the parent and keeps
     // both generations.

@@ -294,21 +294,11 @@ impl FmRendezvous {
 }
 
 /// Requests of `resource` in the sitrep, and how many of them the sitrep
-/// itself made (rather than carried forward from its parent).
+/// itself made (rather than carried forward from its parent), as the loader
+/// counted them.
 fn request_counts(loaded: &LoadedSitrep, resource: ResourceType) -> (u64, u64) {
-    let sitrep = &loaded.sitrep;
-    let id = sitrep.id();
-    let (requested, newly) = match resource {
-        ResourceType::Alert => (
-            sitrep.alert_requests.len(),
-            sitrep.alert_requests.iter().filter(|r| r.requested_sitrep_id == id).count(),
-        ),
-        ResourceType::SupportBundle => (
-            sitrep.support_bundle_requests.len(),
-            sitrep.support_bundle_requests.iter().filter(|r| r.requested_sitrep_id == id).count(),
-        ),
-    };
-    (u64::try_from(requested).unwrap_or(u64::MAX), u64::try_from(newly).unwrap_or(u64::MAX))
+    let counts = loaded.sitrep.requests(resource);
+    (counts.requested, counts.newly_requested)
 }
 
 fn apply_counts(status: &mut RendezvousTypeStatus, counts: &CreateCounts) {

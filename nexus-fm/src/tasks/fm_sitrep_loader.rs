@@ -1,17 +1,20 @@
 //! `fm_sitrep_loader`: keeps the current sitrep in memory for the other
 //! tasks.
 //!
-//! Why it exists: reading a whole sitrep is expensive, and the rendezvous
-//! task needs it on every activation. The loader reads it once per change
-//! and shares it through a [`tokio::sync::watch`] channel; the rendezvous
-//! is woken whenever the value changes.
+//! Why it exists: the rendezvous task needs to know which sitrep is
+//! current, with its generations and request counts, on every activation.
+//! The loader reads that once per change and shares it through a
+//! [`tokio::sync::watch`] channel; the rendezvous is woken whenever the
+//! value changes. It holds a summary (metadata and counts), not the
+//! requests: execution reads those from the database, so an executor's
+//! memory does not grow with the size of the sitrep.
 //!
 //! What it guarantees:
 //!
 //! - Each activation polls the current history entry (one index lookup)
-//!   and, when it differs from the sitrep held, reads the whole sitrep and
-//!   publishes it. A sitrep is published only once it has been read
-//!   completely, so subscribers never see a torn sitrep; a failed read keeps
+//!   and, when it differs from the sitrep held, reads the sitrep's summary
+//!   (page by page, in one transaction) and publishes it. A summary is
+//!   published only once it has been read completely; a failed read keeps
 //!   the previous one and is retried by the next activation.
 //! - On PostgreSQL the loader also LISTENs on
 //!   [`SITREP_NOTIFY_CHANNEL`], on which every publish notifies when it
@@ -31,7 +34,7 @@ use fm_db_queries::datastore::sitrep::insert::SITREP_NOTIFY_CHANNEL;
 use fm_db_queries::{DataStore, OpContext};
 use futures::future::BoxFuture;
 use nexus_fm_types::{
-    ActivationReason, FmSitrepLoaderStatus, Sitrep, SitrepRef, SitrepUuid, SitrepVersion,
+    ActivationReason, FmSitrepLoaderStatus, SitrepRef, SitrepSummary, SitrepUuid, SitrepVersion,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,13 +45,14 @@ use tokio::task::JoinHandle;
 /// activation gives up on it (and polls anyway).
 pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A sitrep as loaded: complete, with its history version.
+/// A sitrep as loaded: its summary (metadata and request counts), with its
+/// history version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadedSitrep {
     /// Its position in the history.
     pub version: SitrepVersion,
-    /// The whole sitrep.
-    pub sitrep: Sitrep,
+    /// Its metadata and counts.
+    pub sitrep: SitrepSummary,
 }
 
 impl LoadedSitrep {
@@ -299,14 +303,14 @@ impl FmSitrepLoader {
         }
     }
 
-    /// Reads `target` completely and publishes it.
+    /// Reads `target`'s summary and publishes it.
     async fn read_and_publish(
         &mut self,
         opctx: &OpContext,
         target: SitrepRef,
         status: &mut FmSitrepLoaderStatus,
     ) {
-        match self.datastore.sitrep_read(opctx, target.sitrep_id).await {
+        match self.datastore.sitrep_summary(opctx, target.sitrep_id).await {
             Ok(sitrep) => {
                 let loaded = Arc::new(LoadedSitrep { version: target.version, sitrep });
                 slog::info!(opctx.log, "loaded sitrep";

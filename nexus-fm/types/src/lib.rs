@@ -13,8 +13,8 @@ pub mod time;
 pub use generation::{Generation, GenerationError};
 pub use ids::{AlertUuid, CaseUuid, ExecutorUuid, SitrepUuid, SupportBundleUuid};
 pub use sitrep::{
-    AlertRequest, Case, ResourceType, Sitrep, SitrepHistoryEntry, SitrepMetadata,
-    SitrepValidationError, SitrepVersion, SupportBundleRequest,
+    AlertRequest, Case, RequestCounts, ResourceType, Sitrep, SitrepHistoryEntry, SitrepMetadata,
+    SitrepSummary, SitrepValidationError, SitrepVersion, SupportBundleRequest,
 };
 pub use task::{
     ALL_TASK_NAMES, ActivationReason, FmRendezvousStatus, FmSitrepLoaderStatus,

@@ -501,6 +501,73 @@ fn check_json(what: &str, value: &serde_json::Value) -> Result<(), SitrepValidat
     Ok(())
 }
 
+/// What a sitrep asks for, counted rather than held: its metadata and, per
+/// resource type, how many requests it carries and how many it made itself.
+/// What an executor keeps in memory, since execution reads the requests
+/// from the database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SitrepSummary {
+    /// The sitrep's metadata (id, parent, generations, ...).
+    pub metadata: SitrepMetadata,
+    /// Cases it carries.
+    pub cases: u64,
+    /// Its alert requests.
+    pub alert_requests: RequestCounts,
+    /// Its support-bundle requests.
+    pub support_bundle_requests: RequestCounts,
+}
+
+impl SitrepSummary {
+    /// The sitrep's id.
+    pub fn id(&self) -> SitrepUuid {
+        self.metadata.id
+    }
+
+    /// The counts of one resource type.
+    pub fn requests(&self, resource: ResourceType) -> RequestCounts {
+        match resource {
+            ResourceType::Alert => self.alert_requests,
+            ResourceType::SupportBundle => self.support_bundle_requests,
+        }
+    }
+
+    /// The summary of a sitrep held whole.
+    pub fn of(sitrep: &Sitrep) -> SitrepSummary {
+        let id = sitrep.id();
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        SitrepSummary {
+            metadata: sitrep.metadata.clone(),
+            cases: count(sitrep.cases.len()),
+            alert_requests: RequestCounts {
+                requested: count(sitrep.alert_requests.len()),
+                newly_requested: count(
+                    sitrep.alert_requests.iter().filter(|r| r.requested_sitrep_id == id).count(),
+                ),
+            },
+            support_bundle_requests: RequestCounts {
+                requested: count(sitrep.support_bundle_requests.len()),
+                newly_requested: count(
+                    sitrep
+                        .support_bundle_requests
+                        .iter()
+                        .filter(|r| r.requested_sitrep_id == id)
+                        .count(),
+                ),
+            },
+        }
+    }
+}
+
+/// How many requests of one type a sitrep carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    /// All of them.
+    pub requested: u64,
+    /// Those first made by this very sitrep (`requested_sitrep_id` is the
+    /// sitrep itself).
+    pub newly_requested: u64,
+}
+
 /// One entry of the sitrep history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SitrepHistoryEntry {

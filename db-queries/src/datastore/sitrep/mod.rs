@@ -57,6 +57,35 @@ where
     Ok(rows)
 }
 
+/// Walks every page of a keyset-paginated query like [`load_all_pages`],
+/// handing each page to `each` instead of keeping it: memory stays at one
+/// page whatever the number of rows.
+pub(crate) async fn fold_all_pages<R, Q>(
+    conn: &mut diesel_async::AsyncPgConnection,
+    page_rows: i64,
+    page: impl Fn(Option<Uuid>) -> Q,
+    key: impl Fn(&R) -> Uuid,
+    mut each: impl FnMut(Vec<R>),
+) -> QueryResult<()>
+where
+    Q: diesel_async::methods::LoadQuery<'static, diesel_async::AsyncPgConnection, R> + 'static,
+    R: Send,
+{
+    use diesel_async::RunQueryDsl;
+    let mut after = None;
+    loop {
+        let batch: Vec<R> = page(after).load(conn).await?;
+        let full = batch.len() as i64 == page_rows;
+        let Some(last) = batch.last() else { break };
+        after = Some(key(last));
+        each(batch);
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The newest history entry (the current sitrep), by a backward scan of the
 /// history's primary key.
 #[diesel::dsl::auto_type(no_type_alias)]

@@ -8,7 +8,7 @@
 
 use super::{
     READ_PAGE_ROWS, alert_request_id_page_query, alert_request_page_query, case_page_query,
-    current_history_entry_query, history_entry_by_sitrep_query, load_all_pages,
+    current_history_entry_query, fold_all_pages, history_entry_by_sitrep_query, load_all_pages,
     sitrep_metadata_query, support_bundle_request_id_page_query, support_bundle_request_page_query,
 };
 use crate::context::{Action, OpContext};
@@ -23,8 +23,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use nexus_fm_types::ids::SitrepUuid;
 use nexus_fm_types::{
-    AlertRequest, Case, ResourceType, Sitrep, SitrepHistoryEntry, SitrepMetadata, SitrepVersion,
-    SupportBundleRequest,
+    AlertRequest, Case, RequestCounts, ResourceType, Sitrep, SitrepHistoryEntry, SitrepMetadata,
+    SitrepSummary, SitrepVersion, SupportBundleRequest,
 };
 use uuid::Uuid;
 
@@ -49,6 +49,30 @@ impl DataStore {
             Box::pin(async move {
                 match sitrep_read_in_txn(conn, id).await? {
                     Some(sitrep) => Ok(sitrep),
+                    None => Err(TransactionError::Abort(not_found(id))),
+                }
+            })
+        })
+        .await?;
+        Ok(done.value)
+    }
+
+    /// Reads one sitrep's metadata and counts its cases and requests, page
+    /// by page, without holding them: what an executor keeps in memory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no such sitrep exists (or it has been pruned).
+    pub async fn sitrep_summary(
+        &self,
+        opctx: &OpContext,
+        id: SitrepUuid,
+    ) -> Result<SitrepSummary, Error> {
+        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
+        let done = transaction_retry(&mut conn, &opctx.log, "sitrep_summary", |conn| {
+            Box::pin(async move {
+                match sitrep_summary_in_txn(conn, id).await? {
+                    Some(summary) => Ok(summary),
                     None => Err(TransactionError::Abort(not_found(id))),
                 }
             })
@@ -228,6 +252,61 @@ fn abort_to_error(e: TransactionError) -> Error {
         TransactionError::Abort(e) => e,
         TransactionError::Database(e) => Error::database("reading the sitrep history", e),
     }
+}
+
+/// Rows per page when a sitrep is only counted: small, since each page is
+/// dropped as soon as it is counted.
+pub const SUMMARY_PAGE_ROWS: i64 = 1_000;
+
+/// Reads a sitrep's metadata and counts its children inside the caller's
+/// transaction; `None` if its row does not exist.
+pub(crate) async fn sitrep_summary_in_txn(
+    conn: &mut AsyncPgConnection,
+    id: SitrepUuid,
+) -> Result<Option<SitrepSummary>, TransactionError> {
+    let sitrep_id = id.into_untyped();
+    let Some(row) = sitrep_metadata_query(sitrep_id).get_result(conn).await.optional()? else {
+        return Ok(None);
+    };
+    let metadata =
+        SitrepMetadata::try_from(row).map_err(|e| bad(e, &format!("reading sitrep {id}")))?;
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let mut cases = 0;
+    fold_all_pages(
+        conn,
+        READ_PAGE_ROWS,
+        |after| case_page_query(sitrep_id, after),
+        |r| r.id,
+        |page| cases += count(page.len()),
+    )
+    .await?;
+    let mut alert_requests = RequestCounts::default();
+    fold_all_pages(
+        conn,
+        SUMMARY_PAGE_ROWS,
+        |after| alert_request_page_query(sitrep_id, after, SUMMARY_PAGE_ROWS),
+        |r| r.id,
+        |page| {
+            alert_requests.requested += count(page.len());
+            alert_requests.newly_requested +=
+                count(page.iter().filter(|r| r.requested_sitrep_id == sitrep_id).count());
+        },
+    )
+    .await?;
+    let mut support_bundle_requests = RequestCounts::default();
+    fold_all_pages(
+        conn,
+        SUMMARY_PAGE_ROWS,
+        |after| support_bundle_request_page_query(sitrep_id, after, SUMMARY_PAGE_ROWS),
+        |r| r.id,
+        |page| {
+            support_bundle_requests.requested += count(page.len());
+            support_bundle_requests.newly_requested +=
+                count(page.iter().filter(|r| r.requested_sitrep_id == sitrep_id).count());
+        },
+    )
+    .await?;
+    Ok(Some(SitrepSummary { metadata, cases, alert_requests, support_bundle_requests }))
 }
 
 /// Reads a whole sitrep inside the caller's transaction; `None` if its row
