@@ -34,10 +34,12 @@ use crate::datastore::sitrep::prune::{
 };
 use crate::datastore::sitrep::read::{history_page_ascending_query, history_page_descending_query};
 use crate::datastore::sitrep::{
-    alert_any_of_query, alert_request_any_of_query, alert_request_id_page_query,
-    alert_request_page_query, case_page_query, collected_any_of_query, current_history_entry_query,
+    alert_any_of_query, alert_request_any_of_query, alert_request_count_query,
+    alert_request_id_page_query, alert_request_new_count_query, alert_request_page_query,
+    case_count_query, case_page_query, collected_any_of_query, current_history_entry_query,
     history_entry_by_sitrep_query, sitrep_metadata_query, support_bundle_any_of_query,
-    support_bundle_request_any_of_query, support_bundle_request_id_page_query,
+    support_bundle_request_any_of_query, support_bundle_request_count_query,
+    support_bundle_request_id_page_query, support_bundle_request_new_count_query,
     support_bundle_request_page_query,
 };
 use crate::datastore::support_bundle::{
@@ -152,6 +154,12 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("sitrep_current_history_entry", &["fm_sitrep_history_pkey"]),
     ("sitrep_history_entry_by_sitrep", &["fm_sitrep_history_sitrep_id_key"]),
     ("sitrep_metadata", &["fm_sitrep_pkey"]),
+    // The loader's summary: counts over one sitrep's primary-key range.
+    ("sitrep_case_count", &["fm_case_pkey"]),
+    ("sitrep_alert_request_count", &["fm_alert_request_pkey"]),
+    ("sitrep_alert_request_new_count", &["fm_alert_request_pkey"]),
+    ("sitrep_support_bundle_request_count", &["fm_support_bundle_request_pkey"]),
+    ("sitrep_support_bundle_request_new_count", &["fm_support_bundle_request_pkey"]),
     ("sitrep_history_page_ascending", &["fm_sitrep_history_pkey"]),
     ("sitrep_history_page_descending", &["fm_sitrep_history_pkey"]),
     ("sitrep_case_page", &["fm_case_pkey"]),
@@ -379,6 +387,17 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         entry!("sitrep_current_history_entry", current_history_entry_query()),
         entry!("sitrep_history_entry_by_sitrep", history_entry_by_sitrep_query(SAMPLE_SITREP)),
         entry!("sitrep_metadata", sitrep_metadata_query(SAMPLE_SITREP)),
+        entry!("sitrep_case_count", case_count_query(SAMPLE_SITREP)),
+        entry!("sitrep_alert_request_count", alert_request_count_query(SAMPLE_SITREP)),
+        entry!("sitrep_alert_request_new_count", alert_request_new_count_query(SAMPLE_SITREP)),
+        entry!(
+            "sitrep_support_bundle_request_count",
+            support_bundle_request_count_query(SAMPLE_SITREP)
+        ),
+        entry!(
+            "sitrep_support_bundle_request_new_count",
+            support_bundle_request_new_count_query(SAMPLE_SITREP)
+        ),
         entry!("sitrep_history_page_ascending", history_page_ascending_query(7, 100)),
         entry!("sitrep_history_page_descending", history_page_descending_query(i64::MAX, 100)),
         // Reading a sitrep's children page by page.

@@ -43,15 +43,18 @@ pub async fn publish_file(
     url: &str,
     path: &Path,
 ) -> anyhow::Result<PublishedSitrep> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let sitrep = parse_sitrep(&text, &path.display().to_string())?;
+    let sitrep = {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        // The text is dropped here: only the parsed sitrep is held from now on.
+        std::sync::Arc::new(parse_sitrep(&text, &path.display().to_string())?)
+    };
     let datastore = DataStore::new(log, url, PoolConfig { max_size: 1, ..PoolConfig::default() })
         .await
         .context("opening the database")?;
     let opctx = OpContext::new(log.clone(), ACTOR, Role::FmExecutor);
     datastore
-        .sitrep_insert(&opctx, &sitrep)
+        .sitrep_insert_shared(&opctx, std::sync::Arc::clone(&sitrep))
         .await
         .with_context(|| format!("publishing sitrep {} from {}", sitrep.id(), path.display()))
 }

@@ -152,12 +152,26 @@ impl DataStore {
         opctx: &OpContext,
         sitrep: &Sitrep,
     ) -> Result<PublishedSitrep, Error> {
+        self.sitrep_insert_shared(opctx, Arc::new(sitrep.clone())).await
+    }
+
+    /// [`DataStore::sitrep_insert`] for a sitrep the caller no longer needs
+    /// to own: it is shared with the transaction instead of copied, which
+    /// matters for large sitreps (`fm-dev sitrep publish`).
+    ///
+    /// # Errors
+    ///
+    /// As [`DataStore::sitrep_insert`].
+    pub async fn sitrep_insert_shared(
+        &self,
+        opctx: &OpContext,
+        sitrep: Arc<Sitrep>,
+    ) -> Result<PublishedSitrep, Error> {
         let mut conn = self.pool_connection_authorized(opctx, Action::FmWrite).await?;
         sitrep.validate()?;
-        let shared = Arc::new(sitrep.clone());
         let notify = self.notifications_supported();
         let done = transaction_retry(&mut conn, &opctx.log, "sitrep_insert", |conn| {
-            let sitrep = Arc::clone(&shared);
+            let sitrep = Arc::clone(&sitrep);
             Box::pin(async move { sitrep_insert_in_txn(conn, &sitrep, notify).await })
         })
         .await?;
@@ -269,22 +283,19 @@ async fn sitrep_insert_in_txn(
     // makes it current. All in this transaction, so a reader sees all of it
     // or none of it.
     sitrep_row_insert_query(SitrepRow::from(meta)).execute(conn).await?;
-    let cases: Vec<CaseRow> = sitrep.cases.iter().map(|c| CaseRow::new(sitrep_id, c)).collect();
-    for chunk in cases.chunks(INSERT_CHUNK_ROWS) {
-        case_rows_insert_query(chunk.to_vec()).execute(conn).await?;
+    // Rows are built a chunk at a time, so a large sitrep is never copied
+    // whole.
+    for chunk in sitrep.cases.chunks(INSERT_CHUNK_ROWS) {
+        let rows = chunk.iter().map(|c| CaseRow::new(sitrep_id, c)).collect();
+        case_rows_insert_query(rows).execute(conn).await?;
     }
-    let alerts: Vec<AlertRequestRow> =
-        sitrep.alert_requests.iter().map(|r| AlertRequestRow::new(sitrep_id, r)).collect();
-    for chunk in alerts.chunks(INSERT_CHUNK_ROWS) {
-        alert_request_rows_insert_query(chunk.to_vec()).execute(conn).await?;
+    for chunk in sitrep.alert_requests.chunks(INSERT_CHUNK_ROWS) {
+        let rows = chunk.iter().map(|r| AlertRequestRow::new(sitrep_id, r)).collect();
+        alert_request_rows_insert_query(rows).execute(conn).await?;
     }
-    let bundles: Vec<SupportBundleRequestRow> = sitrep
-        .support_bundle_requests
-        .iter()
-        .map(|r| SupportBundleRequestRow::new(sitrep_id, r))
-        .collect();
-    for chunk in bundles.chunks(INSERT_CHUNK_ROWS) {
-        support_bundle_request_rows_insert_query(chunk.to_vec()).execute(conn).await?;
+    for chunk in sitrep.support_bundle_requests.chunks(INSERT_CHUNK_ROWS) {
+        let rows = chunk.iter().map(|r| SupportBundleRequestRow::new(sitrep_id, r)).collect();
+        support_bundle_request_rows_insert_query(rows).execute(conn).await?;
     }
 
     // A concurrent publisher that read the same current sitrep and took

@@ -57,35 +57,6 @@ where
     Ok(rows)
 }
 
-/// Walks every page of a keyset-paginated query like [`load_all_pages`],
-/// handing each page to `each` instead of keeping it: memory stays at one
-/// page whatever the number of rows.
-pub(crate) async fn fold_all_pages<R, Q>(
-    conn: &mut diesel_async::AsyncPgConnection,
-    page_rows: i64,
-    page: impl Fn(Option<Uuid>) -> Q,
-    key: impl Fn(&R) -> Uuid,
-    mut each: impl FnMut(Vec<R>),
-) -> QueryResult<()>
-where
-    Q: diesel_async::methods::LoadQuery<'static, diesel_async::AsyncPgConnection, R> + 'static,
-    R: Send,
-{
-    use diesel_async::RunQueryDsl;
-    let mut after = None;
-    loop {
-        let batch: Vec<R> = page(after).load(conn).await?;
-        let full = batch.len() as i64 == page_rows;
-        let Some(last) = batch.last() else { break };
-        after = Some(key(last));
-        each(batch);
-        if !full {
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// The newest history entry (the current sitrep), by a backward scan of the
 /// history's primary key.
 #[diesel::dsl::auto_type(no_type_alias)]
@@ -206,6 +177,44 @@ pub fn support_bundle_any_of_query(ids: Vec<Uuid>) -> _ {
         .order(support_bundle::id)
         .limit(1_i64)
         .select(support_bundle::id)
+}
+
+/// How many cases a sitrep carries.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn case_count_query(sitrep_id: Uuid) -> _ {
+    fm_case::table.filter(fm_case::sitrep_id.eq(sitrep_id)).count()
+}
+
+/// How many alert requests a sitrep carries.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn alert_request_count_query(sitrep_id: Uuid) -> _ {
+    fm_alert_request::table.filter(fm_alert_request::sitrep_id.eq(sitrep_id)).count()
+}
+
+/// How many alert requests a sitrep made itself (first requested by it).
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn alert_request_new_count_query(sitrep_id: Uuid) -> _ {
+    fm_alert_request::table
+        .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
+        .filter(fm_alert_request::requested_sitrep_id.eq(sitrep_id))
+        .count()
+}
+
+/// How many support-bundle requests a sitrep carries.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_request_count_query(sitrep_id: Uuid) -> _ {
+    fm_support_bundle_request::table
+        .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
+        .count()
+}
+
+/// How many support-bundle requests a sitrep made itself.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_request_new_count_query(sitrep_id: Uuid) -> _ {
+    fm_support_bundle_request::table
+        .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
+        .filter(fm_support_bundle_request::requested_sitrep_id.eq(sitrep_id))
+        .count()
 }
 
 /// The first of `ids` in the ledger of collected resources, with its

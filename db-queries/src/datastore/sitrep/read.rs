@@ -7,9 +7,12 @@
 //! million requests never needs one unbounded statement.
 
 use super::{
-    READ_PAGE_ROWS, alert_request_id_page_query, alert_request_page_query, case_page_query,
-    current_history_entry_query, fold_all_pages, history_entry_by_sitrep_query, load_all_pages,
-    sitrep_metadata_query, support_bundle_request_id_page_query, support_bundle_request_page_query,
+    READ_PAGE_ROWS, alert_request_count_query, alert_request_id_page_query,
+    alert_request_new_count_query, alert_request_page_query, case_count_query, case_page_query,
+    current_history_entry_query, history_entry_by_sitrep_query, load_all_pages,
+    sitrep_metadata_query, support_bundle_request_count_query,
+    support_bundle_request_id_page_query, support_bundle_request_new_count_query,
+    support_bundle_request_page_query,
 };
 use crate::context::{Action, OpContext};
 use crate::datastore::{DataStore, page_limit};
@@ -57,8 +60,8 @@ impl DataStore {
         Ok(done.value)
     }
 
-    /// Reads one sitrep's metadata and counts its cases and requests, page
-    /// by page, without holding them: what an executor keeps in memory.
+    /// Reads one sitrep's metadata and counts its cases and requests
+    /// without reading them: what an executor keeps in memory.
     ///
     /// # Errors
     ///
@@ -254,12 +257,10 @@ fn abort_to_error(e: TransactionError) -> Error {
     }
 }
 
-/// Rows per page when a sitrep is only counted: small, since each page is
-/// dropped as soon as it is counted.
-pub const SUMMARY_PAGE_ROWS: i64 = 1_000;
-
 /// Reads a sitrep's metadata and counts its children inside the caller's
-/// transaction; `None` if its row does not exist.
+/// transaction; `None` if its row does not exist. The counts are computed
+/// by the server over the sitrep's primary-key range: one row comes back
+/// per count, whatever the sitrep's size.
 pub(crate) async fn sitrep_summary_in_txn(
     conn: &mut AsyncPgConnection,
     id: SitrepUuid,
@@ -270,42 +271,18 @@ pub(crate) async fn sitrep_summary_in_txn(
     };
     let metadata =
         SitrepMetadata::try_from(row).map_err(|e| bad(e, &format!("reading sitrep {id}")))?;
-    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-    let mut cases = 0;
-    fold_all_pages(
-        conn,
-        READ_PAGE_ROWS,
-        |after| case_page_query(sitrep_id, after),
-        |r| r.id,
-        |page| cases += count(page.len()),
-    )
-    .await?;
-    let mut alert_requests = RequestCounts::default();
-    fold_all_pages(
-        conn,
-        SUMMARY_PAGE_ROWS,
-        |after| alert_request_page_query(sitrep_id, after, SUMMARY_PAGE_ROWS),
-        |r| r.id,
-        |page| {
-            alert_requests.requested += count(page.len());
-            alert_requests.newly_requested +=
-                count(page.iter().filter(|r| r.requested_sitrep_id == sitrep_id).count());
-        },
-    )
-    .await?;
-    let mut support_bundle_requests = RequestCounts::default();
-    fold_all_pages(
-        conn,
-        SUMMARY_PAGE_ROWS,
-        |after| support_bundle_request_page_query(sitrep_id, after, SUMMARY_PAGE_ROWS),
-        |r| r.id,
-        |page| {
-            support_bundle_requests.requested += count(page.len());
-            support_bundle_requests.newly_requested +=
-                count(page.iter().filter(|r| r.requested_sitrep_id == sitrep_id).count());
-        },
-    )
-    .await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let cases = count(case_count_query(sitrep_id).get_result(conn).await?);
+    let alert_requests = RequestCounts {
+        requested: count(alert_request_count_query(sitrep_id).get_result(conn).await?),
+        newly_requested: count(alert_request_new_count_query(sitrep_id).get_result(conn).await?),
+    };
+    let support_bundle_requests = RequestCounts {
+        requested: count(support_bundle_request_count_query(sitrep_id).get_result(conn).await?),
+        newly_requested: count(
+            support_bundle_request_new_count_query(sitrep_id).get_result(conn).await?,
+        ),
+    };
     Ok(Some(SitrepSummary { metadata, cases, alert_requests, support_bundle_requests }))
 }
 
