@@ -957,23 +957,21 @@ impl DataStore {
                 Box::pin(async move { sitrep_prune_one_in_txn(conn, version, cutoff, mode).await })
             })
             .await;
+        if let Ok(done) = &second {
+            *retries += u64::from(done.retries);
+        }
         match second {
-            Ok(done) => Ok(
-                match {
-                    *retries += u64::from(done.retries);
-                    done.value
-                } {
-                    Some((pruned, _)) => PruneOne::ArchiveFailed {
-                        pruned: Some(pruned),
-                        failure: PrunerArchiveFailure {
-                            sitrep,
-                            error,
-                            outcome: ArchiveFailureOutcome::PrunedWithFailureRecord,
-                        },
+            Ok(done) => Ok(match done.value {
+                Some((pruned, _)) => PruneOne::ArchiveFailed {
+                    pruned: Some(pruned),
+                    failure: PrunerArchiveFailure {
+                        sitrep,
+                        error,
+                        outcome: ArchiveFailureOutcome::PrunedWithFailureRecord,
                     },
-                    None => PruneOne::AlreadyGone,
                 },
-            ),
+                None => PruneOne::AlreadyGone,
+            }),
             Err(e) if ends_the_pass(&e) => Err(e),
             Err(e) => {
                 let failure_record_error = error_chain(&e);
