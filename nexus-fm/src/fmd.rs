@@ -32,7 +32,8 @@ use fm_db_queries::datastore::PoolConfig;
 use fm_db_queries::datastore::sitrep::prune::RetentionPolicy;
 use fm_db_queries::migration::{self, MigrationReport};
 use nexus_fm_types::task::{
-    FmRendezvousStatus, FmSitrepLoaderStatus, FmSitrepPrunerStatus, RendezvousTypeStatus,
+    ALL_TASK_NAMES, FmRendezvousStatus, FmSitrepLoaderStatus, FmSitrepPrunerStatus,
+    RendezvousTypeStatus,
 };
 use nexus_fm_types::{ExecutorUuid, SitrepUuid, TaskActivationRecord};
 use std::fmt::Write as _;
@@ -289,91 +290,163 @@ impl Fmd {
     }
 }
 
+/// A persisted activation status, decoded by its task's name into the
+/// task's own status type, so that a status of the wrong shape is a typed
+/// error ([`StatusDecodeError`]) and never silently skipped.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(tag = "task_name", content = "status")]
+pub enum TaskStatus {
+    /// `fm_sitrep_loader` ([`FmSitrepLoaderStatus::TASK_NAME`]).
+    #[serde(rename = "fm_sitrep_loader")]
+    FmSitrepLoader(Activation<FmSitrepLoaderStatus>),
+    /// `fm_rendezvous` ([`FmRendezvousStatus::TASK_NAME`]).
+    #[serde(rename = "fm_rendezvous")]
+    FmRendezvous(Activation<Box<FmRendezvousStatus>>),
+    /// `fm_sitrep_pruner` ([`FmSitrepPrunerStatus::TASK_NAME`]).
+    #[serde(rename = "fm_sitrep_pruner")]
+    FmSitrepPruner(Activation<FmSitrepPrunerStatus>),
+}
+
+/// One task's persisted status: the task's own, or the driver's record of
+/// an activation that panicked (`"activation_panicked": true`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Activation<T> {
+    /// The activation panicked; the driver recorded this instead.
+    Panicked(PanickedActivationStatus),
+    /// The task's own status.
+    Ran(T),
+}
+
+impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for Activation<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        // The driver marks a panicked activation explicitly; anything else
+        // must be the task's own status. Either way a wrong shape is an
+        // error naming what is wrong (not "matched no variant").
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("activation_panicked") == Some(&serde_json::Value::Bool(true)) {
+            serde_json::from_value(value).map(Activation::Panicked).map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(value).map(Activation::Ran).map_err(D::Error::custom)
+        }
+    }
+}
+
+/// Why a persisted status could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusDecodeError {
+    /// The record names a task this build does not know.
+    #[error("unknown task {0}")]
+    UnknownTask(String),
+    /// The status does not have its task's shape.
+    #[error("unreadable status: {0}")]
+    Unreadable(serde_json::Error),
+}
+
+impl TaskStatus {
+    /// Decodes a record's status by its task name.
+    ///
+    /// # Errors
+    ///
+    /// [`StatusDecodeError`] for an unknown task or a status of the wrong
+    /// shape.
+    pub fn decode(record: &TaskActivationRecord) -> Result<TaskStatus, StatusDecodeError> {
+        if !ALL_TASK_NAMES.contains(&record.task_name.as_str()) {
+            return Err(StatusDecodeError::UnknownTask(record.task_name.clone()));
+        }
+        serde_json::from_value(serde_json::json!({
+            "task_name": record.task_name,
+            "status": record.status,
+        }))
+        .map_err(StatusDecodeError::Unreadable)
+    }
+
+    /// The driver's record of a panicked activation, if this is one.
+    pub fn panicked(&self) -> Option<&PanickedActivationStatus> {
+        match self {
+            TaskStatus::FmSitrepLoader(Activation::Panicked(p))
+            | TaskStatus::FmRendezvous(Activation::Panicked(p))
+            | TaskStatus::FmSitrepPruner(Activation::Panicked(p)) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 /// The errors the activations reported, one line each.
 pub fn activation_errors(records: &[TaskActivationRecord]) -> Vec<String> {
     let mut errors = Vec::new();
     for record in records {
         let name = record.task_name.as_str();
         let mut push = |e: &str| errors.push(format!("{name}: {e}"));
-        if let Some(panicked) = PanickedActivationStatus::from_status(&record.status) {
+        let status = match TaskStatus::decode(record) {
+            Ok(status) => status,
+            Err(e) => {
+                push(&e.to_string());
+                continue;
+            }
+        };
+        if let Some(panicked) = status.panicked() {
             push(&format!("the activation panicked: {}", panicked.panic_message));
             continue;
         }
-        match name {
-            FmSitrepLoaderStatus::TASK_NAME => {
-                match serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone()) {
-                    Ok(s) => s.error.iter().for_each(|e| push(e)),
-                    Err(e) => push(&format!("unreadable status: {e}")),
+        match status {
+            TaskStatus::FmSitrepLoader(Activation::Ran(s)) => s.error.iter().for_each(|e| push(e)),
+            TaskStatus::FmRendezvous(Activation::Ran(s)) => {
+                for t in [&s.alert, &s.support_bundle].into_iter().flatten() {
+                    t.errors.iter().chain(&t.sweep.errors).for_each(|e| push(e));
                 }
             }
-            FmRendezvousStatus::TASK_NAME => {
-                match serde_json::from_value::<FmRendezvousStatus>(record.status.clone()) {
-                    Ok(s) => {
-                        for t in [&s.alert, &s.support_bundle].into_iter().flatten() {
-                            t.errors.iter().chain(&t.sweep.errors).for_each(|e| push(e));
-                        }
-                    }
-                    Err(e) => push(&format!("unreadable status: {e}")),
-                }
-            }
-            FmSitrepPrunerStatus::TASK_NAME => {
-                match serde_json::from_value::<FmSitrepPrunerStatus>(record.status.clone()) {
-                    Ok(s) => s.error.iter().for_each(|e| push(e)),
-                    Err(e) => push(&format!("unreadable status: {e}")),
-                }
-            }
-            other => push(&format!("unknown task {other}")),
+            TaskStatus::FmSitrepPruner(Activation::Ran(s)) => s.error.iter().for_each(|e| push(e)),
+            TaskStatus::FmSitrepLoader(Activation::Panicked(_))
+            | TaskStatus::FmRendezvous(Activation::Panicked(_))
+            | TaskStatus::FmSitrepPruner(Activation::Panicked(_)) => {}
         }
     }
     errors
 }
 
-/// A readable summary of one activation of each task.
+/// A readable summary of one activation of each task. A status that cannot
+/// be decoded is listed with the errors at the end.
 pub fn summarize(records: &[TaskActivationRecord]) -> String {
     let mut out = String::new();
     for record in records {
         let ms = record.duration_usec as f64 / 1000.0;
         let _ = writeln!(out, "{} (activation {}, {ms:.1} ms)", record.task_name, record.iteration);
-        if PanickedActivationStatus::from_status(&record.status).is_some() {
-            let _ = writeln!(out, "    {}", PanickedActivationStatus::OUTCOME);
-            continue;
-        }
-        match record.task_name.as_str() {
-            FmSitrepLoaderStatus::TASK_NAME => {
-                if let Ok(s) = serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone())
-                {
-                    let loaded = s.loaded.map_or_else(
-                        || "none".to_string(),
-                        |r| format!("{} (version {})", r.sitrep_id, r.version),
-                    );
-                    let _ = writeln!(out, "    {}; sitrep held: {loaded}", s.outcome);
+        match TaskStatus::decode(record) {
+            Ok(TaskStatus::FmSitrepLoader(Activation::Ran(s))) => {
+                let loaded = s.loaded.map_or_else(
+                    || "none".to_string(),
+                    |r| format!("{} (version {})", r.sitrep_id, r.version),
+                );
+                let _ = writeln!(out, "    {}; sitrep held: {loaded}", s.outcome);
+            }
+            Ok(TaskStatus::FmRendezvous(Activation::Ran(s))) => {
+                let _ = writeln!(out, "    {}", s.outcome);
+                if let Some(t) = &s.alert {
+                    summarize_type(&mut out, "alerts", t);
+                }
+                if let Some(t) = &s.support_bundle {
+                    summarize_type(&mut out, "support bundles", t);
                 }
             }
-            FmRendezvousStatus::TASK_NAME => {
-                if let Ok(s) = serde_json::from_value::<FmRendezvousStatus>(record.status.clone()) {
-                    let _ = writeln!(out, "    {}", s.outcome);
-                    if let Some(t) = &s.alert {
-                        summarize_type(&mut out, "alerts", t);
-                    }
-                    if let Some(t) = &s.support_bundle {
-                        summarize_type(&mut out, "support bundles", t);
-                    }
-                }
+            Ok(TaskStatus::FmSitrepPruner(Activation::Ran(s))) => {
+                let _ = writeln!(
+                    out,
+                    "    {}; keep {} history entries, {} pruned, {} archive entries deleted",
+                    s.outcome,
+                    s.keep,
+                    s.pruned.len(),
+                    s.archive_entries_deleted
+                );
             }
-            FmSitrepPrunerStatus::TASK_NAME => {
-                if let Ok(s) = serde_json::from_value::<FmSitrepPrunerStatus>(record.status.clone())
-                {
-                    let _ = writeln!(
-                        out,
-                        "    {}; keep {} history entries, {} pruned, {} archive entries deleted",
-                        s.outcome,
-                        s.keep,
-                        s.pruned.len(),
-                        s.archive_entries_deleted
-                    );
-                }
+            Ok(
+                TaskStatus::FmSitrepLoader(Activation::Panicked(_))
+                | TaskStatus::FmRendezvous(Activation::Panicked(_))
+                | TaskStatus::FmSitrepPruner(Activation::Panicked(_)),
+            ) => {
+                let _ = writeln!(out, "    {}", PanickedActivationStatus::OUTCOME);
             }
-            _ => {}
+            Err(_) => {}
         }
     }
     for error in activation_errors(records) {
@@ -434,6 +507,37 @@ mod tests {
         let err = executor_id_in(&dir).unwrap_err();
         assert!(format!("{err:#}").contains("does not hold an executor id"), "{err:#}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn record(task_name: &str, status: serde_json::Value) -> TaskActivationRecord {
+        serde_json::from_value(serde_json::json!({
+            "executor_id": uuid::Uuid::new_v4(),
+            "task_name": task_name,
+            "iteration": 1,
+            "time_started": "2024-01-01T00:00:00Z",
+            "duration_usec": 1000,
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    /// Every task name decodes (the serde names match `TASK_NAME`), a
+    /// panicked activation is recognised under each, and a wrong shape or
+    /// an unknown task is a typed error that the summary reports.
+    #[test]
+    fn statuses_decode_by_task_name() {
+        let panicked = serde_json::to_value(PanickedActivationStatus::new("boom")).unwrap();
+        for name in ALL_TASK_NAMES {
+            let status = TaskStatus::decode(&record(name, panicked.clone())).unwrap();
+            assert_eq!(status.panicked().map(|p| p.panic_message.as_str()), Some("boom"));
+            let wrong = record(name, serde_json::json!({"outcome": 3}));
+            assert!(matches!(TaskStatus::decode(&wrong), Err(StatusDecodeError::Unreadable(_))));
+            assert_eq!(activation_errors(std::slice::from_ref(&wrong)).len(), 1);
+            assert!(summarize(&[wrong]).contains(&format!("ERROR {name}: unreadable status: ")));
+        }
+        let unknown = record("fm_nothing", serde_json::json!({}));
+        assert!(matches!(TaskStatus::decode(&unknown), Err(StatusDecodeError::UnknownTask(_))));
+        assert_eq!(activation_errors(&[unknown]), ["fm_nothing: unknown task fm_nothing"]);
     }
 
     fn tempfile_dir() -> PathBuf {
