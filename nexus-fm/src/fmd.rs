@@ -290,46 +290,31 @@ impl Fmd {
     }
 }
 
-/// A persisted activation status, decoded by its task's name into the
-/// task's own status type, so that a status of the wrong shape is a typed
-/// error ([`StatusDecodeError`]) and never silently skipped.
+/// A persisted activation status: the driver's record of an activation
+/// that panicked (whatever the task), or the task's own status.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Activation {
+    /// The activation panicked; the driver recorded this instead.
+    Panicked(PanickedActivationStatus),
+    /// The task's own status.
+    Ran(TaskStatus),
+}
+
+/// A task's own status, decoded by the task's name into its status type, so
+/// that a status of the wrong shape is a typed error ([`StatusDecodeError`])
+/// and never silently skipped.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(tag = "task_name", content = "status")]
 pub enum TaskStatus {
     /// `fm_sitrep_loader` ([`FmSitrepLoaderStatus::TASK_NAME`]).
     #[serde(rename = "fm_sitrep_loader")]
-    FmSitrepLoader(Activation<FmSitrepLoaderStatus>),
+    FmSitrepLoader(FmSitrepLoaderStatus),
     /// `fm_rendezvous` ([`FmRendezvousStatus::TASK_NAME`]).
     #[serde(rename = "fm_rendezvous")]
-    FmRendezvous(Activation<Box<FmRendezvousStatus>>),
+    FmRendezvous(Box<FmRendezvousStatus>),
     /// `fm_sitrep_pruner` ([`FmSitrepPrunerStatus::TASK_NAME`]).
     #[serde(rename = "fm_sitrep_pruner")]
-    FmSitrepPruner(Activation<FmSitrepPrunerStatus>),
-}
-
-/// One task's persisted status: the task's own, or the driver's record of
-/// an activation that panicked (`"activation_panicked": true`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Activation<T> {
-    /// The activation panicked; the driver recorded this instead.
-    Panicked(PanickedActivationStatus),
-    /// The task's own status.
-    Ran(T),
-}
-
-impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for Activation<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        // The driver marks a panicked activation explicitly; anything else
-        // must be the task's own status. Either way a wrong shape is an
-        // error naming what is wrong (not "matched no variant").
-        let value = serde_json::Value::deserialize(deserializer)?;
-        if value.get("activation_panicked") == Some(&serde_json::Value::Bool(true)) {
-            serde_json::from_value(value).map(Activation::Panicked).map_err(D::Error::custom)
-        } else {
-            serde_json::from_value(value).map(Activation::Ran).map_err(D::Error::custom)
-        }
-    }
+    FmSitrepPruner(FmSitrepPrunerStatus),
 }
 
 /// Why a persisted status could not be decoded.
@@ -343,14 +328,21 @@ pub enum StatusDecodeError {
     Unreadable(serde_json::Error),
 }
 
-impl TaskStatus {
-    /// Decodes a record's status by its task name.
+impl Activation {
+    /// Decodes a record's status: a panicked activation by the driver's
+    /// explicit mark (`"activation_panicked": true`, for any task), anything
+    /// else by its task's name.
     ///
     /// # Errors
     ///
     /// [`StatusDecodeError`] for an unknown task or a status of the wrong
     /// shape.
-    pub fn decode(record: &TaskActivationRecord) -> Result<TaskStatus, StatusDecodeError> {
+    pub fn decode(record: &TaskActivationRecord) -> Result<Activation, StatusDecodeError> {
+        if record.status.get("activation_panicked") == Some(&serde_json::Value::Bool(true)) {
+            return serde_json::from_value(record.status.clone())
+                .map(Activation::Panicked)
+                .map_err(StatusDecodeError::Unreadable);
+        }
         if !ALL_TASK_NAMES.contains(&record.task_name.as_str()) {
             return Err(StatusDecodeError::UnknownTask(record.task_name.clone()));
         }
@@ -358,17 +350,8 @@ impl TaskStatus {
             "task_name": record.task_name,
             "status": record.status,
         }))
+        .map(Activation::Ran)
         .map_err(StatusDecodeError::Unreadable)
-    }
-
-    /// The driver's record of a panicked activation, if this is one.
-    pub fn panicked(&self) -> Option<&PanickedActivationStatus> {
-        match self {
-            TaskStatus::FmSitrepLoader(Activation::Panicked(p))
-            | TaskStatus::FmRendezvous(Activation::Panicked(p))
-            | TaskStatus::FmSitrepPruner(Activation::Panicked(p)) => Some(p),
-            _ => None,
-        }
     }
 }
 
@@ -378,28 +361,22 @@ pub fn activation_errors(records: &[TaskActivationRecord]) -> Vec<String> {
     for record in records {
         let name = record.task_name.as_str();
         let mut push = |e: &str| errors.push(format!("{name}: {e}"));
-        let status = match TaskStatus::decode(record) {
-            Ok(status) => status,
-            Err(e) => {
-                push(&e.to_string());
-                continue;
+        match Activation::decode(record) {
+            Err(e) => push(&e.to_string()),
+            Ok(Activation::Panicked(panicked)) => {
+                push(&format!("the activation panicked: {}", panicked.panic_message));
             }
-        };
-        if let Some(panicked) = status.panicked() {
-            push(&format!("the activation panicked: {}", panicked.panic_message));
-            continue;
-        }
-        match status {
-            TaskStatus::FmSitrepLoader(Activation::Ran(s)) => s.error.iter().for_each(|e| push(e)),
-            TaskStatus::FmRendezvous(Activation::Ran(s)) => {
+            Ok(Activation::Ran(TaskStatus::FmSitrepLoader(s))) => {
+                s.error.iter().for_each(|e| push(e));
+            }
+            Ok(Activation::Ran(TaskStatus::FmRendezvous(s))) => {
                 for t in [&s.alert, &s.support_bundle].into_iter().flatten() {
                     t.errors.iter().chain(&t.sweep.errors).for_each(|e| push(e));
                 }
             }
-            TaskStatus::FmSitrepPruner(Activation::Ran(s)) => s.error.iter().for_each(|e| push(e)),
-            TaskStatus::FmSitrepLoader(Activation::Panicked(_))
-            | TaskStatus::FmRendezvous(Activation::Panicked(_))
-            | TaskStatus::FmSitrepPruner(Activation::Panicked(_)) => {}
+            Ok(Activation::Ran(TaskStatus::FmSitrepPruner(s))) => {
+                s.error.iter().for_each(|e| push(e));
+            }
         }
     }
     errors
@@ -412,15 +389,15 @@ pub fn summarize(records: &[TaskActivationRecord]) -> String {
     for record in records {
         let ms = record.duration_usec as f64 / 1000.0;
         let _ = writeln!(out, "{} (activation {}, {ms:.1} ms)", record.task_name, record.iteration);
-        match TaskStatus::decode(record) {
-            Ok(TaskStatus::FmSitrepLoader(Activation::Ran(s))) => {
+        match Activation::decode(record) {
+            Ok(Activation::Ran(TaskStatus::FmSitrepLoader(s))) => {
                 let loaded = s.loaded.map_or_else(
                     || "none".to_string(),
                     |r| format!("{} (version {})", r.sitrep_id, r.version),
                 );
                 let _ = writeln!(out, "    {}; sitrep held: {loaded}", s.outcome);
             }
-            Ok(TaskStatus::FmRendezvous(Activation::Ran(s))) => {
+            Ok(Activation::Ran(TaskStatus::FmRendezvous(s))) => {
                 let _ = writeln!(out, "    {}", s.outcome);
                 if let Some(t) = &s.alert {
                     summarize_type(&mut out, "alerts", t);
@@ -429,7 +406,7 @@ pub fn summarize(records: &[TaskActivationRecord]) -> String {
                     summarize_type(&mut out, "support bundles", t);
                 }
             }
-            Ok(TaskStatus::FmSitrepPruner(Activation::Ran(s))) => {
+            Ok(Activation::Ran(TaskStatus::FmSitrepPruner(s))) => {
                 let _ = writeln!(
                     out,
                     "    {}; keep {} history entries, {} pruned, {} archive entries deleted",
@@ -439,11 +416,7 @@ pub fn summarize(records: &[TaskActivationRecord]) -> String {
                     s.archive_entries_deleted
                 );
             }
-            Ok(
-                TaskStatus::FmSitrepLoader(Activation::Panicked(_))
-                | TaskStatus::FmRendezvous(Activation::Panicked(_))
-                | TaskStatus::FmSitrepPruner(Activation::Panicked(_)),
-            ) => {
+            Ok(Activation::Panicked(_)) => {
                 let _ = writeln!(out, "    {}", PanickedActivationStatus::OUTCOME);
             }
             Err(_) => {}
@@ -521,22 +494,28 @@ mod tests {
         .unwrap()
     }
 
-    /// Every task name decodes (the serde names match `TASK_NAME`), a
-    /// panicked activation is recognised under each, and a wrong shape or
+    /// A panicked activation is recognised under every task name, every
+    /// task's status decodes by its name (the serde names match
+    /// `TASK_NAME`), and a wrong shape or
     /// an unknown task is a typed error that the summary reports.
     #[test]
     fn statuses_decode_by_task_name() {
         let panicked = serde_json::to_value(PanickedActivationStatus::new("boom")).unwrap();
         for name in ALL_TASK_NAMES {
-            let status = TaskStatus::decode(&record(name, panicked.clone())).unwrap();
-            assert_eq!(status.panicked().map(|p| p.panic_message.as_str()), Some("boom"));
+            let status = Activation::decode(&record(name, panicked.clone())).unwrap();
+            assert!(matches!(status, Activation::Panicked(p) if p.panic_message == "boom"));
             let wrong = record(name, serde_json::json!({"outcome": 3}));
-            assert!(matches!(TaskStatus::decode(&wrong), Err(StatusDecodeError::Unreadable(_))));
+            let error = Activation::decode(&wrong).unwrap_err();
+            assert!(matches!(error, StatusDecodeError::Unreadable(_)));
+            assert!(!error.to_string().contains("unknown variant"), "{error}");
             assert_eq!(activation_errors(std::slice::from_ref(&wrong)).len(), 1);
             assert!(summarize(&[wrong]).contains(&format!("ERROR {name}: unreadable status: ")));
         }
+        // A panicked activation of any task, known or not, is reported as one.
+        let other = record("test_task", panicked);
+        assert_eq!(activation_errors(&[other]), ["test_task: the activation panicked: boom"]);
         let unknown = record("fm_nothing", serde_json::json!({}));
-        assert!(matches!(TaskStatus::decode(&unknown), Err(StatusDecodeError::UnknownTask(_))));
+        assert!(matches!(Activation::decode(&unknown), Err(StatusDecodeError::UnknownTask(_))));
         assert_eq!(activation_errors(&[unknown]), ["fm_nothing: unknown task fm_nothing"]);
     }
 
