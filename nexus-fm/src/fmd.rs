@@ -32,7 +32,8 @@ use fm_db_queries::datastore::PoolConfig;
 use fm_db_queries::datastore::sitrep::prune::RetentionPolicy;
 use fm_db_queries::migration::{self, MigrationReport};
 use nexus_fm_types::task::{
-    FmRendezvousStatus, FmSitrepLoaderStatus, FmSitrepPrunerStatus, RendezvousTypeStatus,
+    ALL_TASK_NAMES, FmRendezvousStatus, FmSitrepLoaderStatus, FmSitrepPrunerStatus,
+    RendezvousTypeStatus,
 };
 use nexus_fm_types::{ExecutorUuid, SitrepUuid, TaskActivationRecord};
 use std::fmt::Write as _;
@@ -289,91 +290,136 @@ impl Fmd {
     }
 }
 
+/// A persisted activation status: the driver's record of an activation
+/// that panicked (whatever the task), or the task's own status.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Activation {
+    /// The activation panicked; the driver recorded this instead.
+    Panicked(PanickedActivationStatus),
+    /// The task's own status.
+    Ran(TaskStatus),
+}
+
+/// A task's own status, decoded by the task's name into its status type, so
+/// that a status of the wrong shape is a typed error ([`StatusDecodeError`])
+/// and never silently skipped.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(tag = "task_name", content = "status")]
+pub enum TaskStatus {
+    /// `fm_sitrep_loader` ([`FmSitrepLoaderStatus::TASK_NAME`]).
+    #[serde(rename = "fm_sitrep_loader")]
+    FmSitrepLoader(FmSitrepLoaderStatus),
+    /// `fm_rendezvous` ([`FmRendezvousStatus::TASK_NAME`]).
+    #[serde(rename = "fm_rendezvous")]
+    FmRendezvous(Box<FmRendezvousStatus>),
+    /// `fm_sitrep_pruner` ([`FmSitrepPrunerStatus::TASK_NAME`]).
+    #[serde(rename = "fm_sitrep_pruner")]
+    FmSitrepPruner(FmSitrepPrunerStatus),
+}
+
+/// Why a persisted status could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusDecodeError {
+    /// The record names a task this build does not know.
+    #[error("unknown task {0}")]
+    UnknownTask(String),
+    /// The status does not have its task's shape.
+    #[error("unreadable status: {0}")]
+    Unreadable(serde_json::Error),
+}
+
+impl Activation {
+    /// Decodes a record's status: a panicked activation by the driver's
+    /// explicit mark (`"activation_panicked": true`, for any task), anything
+    /// else by its task's name.
+    ///
+    /// # Errors
+    ///
+    /// [`StatusDecodeError`] for an unknown task or a status of the wrong
+    /// shape.
+    pub fn decode(record: &TaskActivationRecord) -> Result<Activation, StatusDecodeError> {
+        if record.status.get("activation_panicked") == Some(&serde_json::Value::Bool(true)) {
+            return serde_json::from_value(record.status.clone())
+                .map(Activation::Panicked)
+                .map_err(StatusDecodeError::Unreadable);
+        }
+        if !ALL_TASK_NAMES.contains(&record.task_name.as_str()) {
+            return Err(StatusDecodeError::UnknownTask(record.task_name.clone()));
+        }
+        serde_json::from_value(serde_json::json!({
+            "task_name": record.task_name,
+            "status": record.status,
+        }))
+        .map(Activation::Ran)
+        .map_err(StatusDecodeError::Unreadable)
+    }
+}
+
 /// The errors the activations reported, one line each.
 pub fn activation_errors(records: &[TaskActivationRecord]) -> Vec<String> {
     let mut errors = Vec::new();
     for record in records {
         let name = record.task_name.as_str();
         let mut push = |e: &str| errors.push(format!("{name}: {e}"));
-        if let Some(panicked) = PanickedActivationStatus::from_status(&record.status) {
-            push(&format!("the activation panicked: {}", panicked.panic_message));
-            continue;
-        }
-        match name {
-            FmSitrepLoaderStatus::TASK_NAME => {
-                match serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone()) {
-                    Ok(s) => s.error.iter().for_each(|e| push(e)),
-                    Err(e) => push(&format!("unreadable status: {e}")),
+        match Activation::decode(record) {
+            Err(e) => push(&e.to_string()),
+            Ok(Activation::Panicked(panicked)) => {
+                push(&format!("the activation panicked: {}", panicked.panic_message));
+            }
+            Ok(Activation::Ran(TaskStatus::FmSitrepLoader(s))) => {
+                s.error.iter().for_each(|e| push(e));
+            }
+            Ok(Activation::Ran(TaskStatus::FmRendezvous(s))) => {
+                for t in [&s.alert, &s.support_bundle].into_iter().flatten() {
+                    t.errors.iter().chain(&t.sweep.errors).for_each(|e| push(e));
                 }
             }
-            FmRendezvousStatus::TASK_NAME => {
-                match serde_json::from_value::<FmRendezvousStatus>(record.status.clone()) {
-                    Ok(s) => {
-                        for t in [&s.alert, &s.support_bundle].into_iter().flatten() {
-                            t.errors.iter().chain(&t.sweep.errors).for_each(|e| push(e));
-                        }
-                    }
-                    Err(e) => push(&format!("unreadable status: {e}")),
-                }
+            Ok(Activation::Ran(TaskStatus::FmSitrepPruner(s))) => {
+                s.error.iter().for_each(|e| push(e));
             }
-            FmSitrepPrunerStatus::TASK_NAME => {
-                match serde_json::from_value::<FmSitrepPrunerStatus>(record.status.clone()) {
-                    Ok(s) => s.error.iter().for_each(|e| push(e)),
-                    Err(e) => push(&format!("unreadable status: {e}")),
-                }
-            }
-            other => push(&format!("unknown task {other}")),
         }
     }
     errors
 }
 
-/// A readable summary of one activation of each task.
+/// A readable summary of one activation of each task. A status that cannot
+/// be decoded is listed with the errors at the end.
 pub fn summarize(records: &[TaskActivationRecord]) -> String {
     let mut out = String::new();
     for record in records {
         let ms = record.duration_usec as f64 / 1000.0;
         let _ = writeln!(out, "{} (activation {}, {ms:.1} ms)", record.task_name, record.iteration);
-        if PanickedActivationStatus::from_status(&record.status).is_some() {
-            let _ = writeln!(out, "    {}", PanickedActivationStatus::OUTCOME);
-            continue;
-        }
-        match record.task_name.as_str() {
-            FmSitrepLoaderStatus::TASK_NAME => {
-                if let Ok(s) = serde_json::from_value::<FmSitrepLoaderStatus>(record.status.clone())
-                {
-                    let loaded = s.loaded.map_or_else(
-                        || "none".to_string(),
-                        |r| format!("{} (version {})", r.sitrep_id, r.version),
-                    );
-                    let _ = writeln!(out, "    {}; sitrep held: {loaded}", s.outcome);
+        match Activation::decode(record) {
+            Ok(Activation::Ran(TaskStatus::FmSitrepLoader(s))) => {
+                let loaded = s.loaded.map_or_else(
+                    || "none".to_string(),
+                    |r| format!("{} (version {})", r.sitrep_id, r.version),
+                );
+                let _ = writeln!(out, "    {}; sitrep held: {loaded}", s.outcome);
+            }
+            Ok(Activation::Ran(TaskStatus::FmRendezvous(s))) => {
+                let _ = writeln!(out, "    {}", s.outcome);
+                if let Some(t) = &s.alert {
+                    summarize_type(&mut out, "alerts", t);
+                }
+                if let Some(t) = &s.support_bundle {
+                    summarize_type(&mut out, "support bundles", t);
                 }
             }
-            FmRendezvousStatus::TASK_NAME => {
-                if let Ok(s) = serde_json::from_value::<FmRendezvousStatus>(record.status.clone()) {
-                    let _ = writeln!(out, "    {}", s.outcome);
-                    if let Some(t) = &s.alert {
-                        summarize_type(&mut out, "alerts", t);
-                    }
-                    if let Some(t) = &s.support_bundle {
-                        summarize_type(&mut out, "support bundles", t);
-                    }
-                }
+            Ok(Activation::Ran(TaskStatus::FmSitrepPruner(s))) => {
+                let _ = writeln!(
+                    out,
+                    "    {}; keep {} history entries, {} pruned, {} archive entries deleted",
+                    s.outcome,
+                    s.keep,
+                    s.pruned.len(),
+                    s.archive_entries_deleted
+                );
             }
-            FmSitrepPrunerStatus::TASK_NAME => {
-                if let Ok(s) = serde_json::from_value::<FmSitrepPrunerStatus>(record.status.clone())
-                {
-                    let _ = writeln!(
-                        out,
-                        "    {}; keep {} history entries, {} pruned, {} archive entries deleted",
-                        s.outcome,
-                        s.keep,
-                        s.pruned.len(),
-                        s.archive_entries_deleted
-                    );
-                }
+            Ok(Activation::Panicked(_)) => {
+                let _ = writeln!(out, "    {}", PanickedActivationStatus::OUTCOME);
             }
-            _ => {}
+            Err(_) => {}
         }
     }
     for error in activation_errors(records) {
@@ -434,6 +480,43 @@ mod tests {
         let err = executor_id_in(&dir).unwrap_err();
         assert!(format!("{err:#}").contains("does not hold an executor id"), "{err:#}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn record(task_name: &str, status: serde_json::Value) -> TaskActivationRecord {
+        serde_json::from_value(serde_json::json!({
+            "executor_id": uuid::Uuid::new_v4(),
+            "task_name": task_name,
+            "iteration": 1,
+            "time_started": "2024-01-01T00:00:00Z",
+            "duration_usec": 1000,
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    /// A panicked activation is recognised under every task name, every
+    /// task's status decodes by its name (the serde names match
+    /// `TASK_NAME`), and a wrong shape or
+    /// an unknown task is a typed error that the summary reports.
+    #[test]
+    fn statuses_decode_by_task_name() {
+        let panicked = serde_json::to_value(PanickedActivationStatus::new("boom")).unwrap();
+        for name in ALL_TASK_NAMES {
+            let status = Activation::decode(&record(name, panicked.clone())).unwrap();
+            assert!(matches!(status, Activation::Panicked(p) if p.panic_message == "boom"));
+            let wrong = record(name, serde_json::json!({"outcome": 3}));
+            let error = Activation::decode(&wrong).unwrap_err();
+            assert!(matches!(error, StatusDecodeError::Unreadable(_)));
+            assert!(!error.to_string().contains("unknown variant"), "{error}");
+            assert_eq!(activation_errors(std::slice::from_ref(&wrong)).len(), 1);
+            assert!(summarize(&[wrong]).contains(&format!("ERROR {name}: unreadable status: ")));
+        }
+        // A panicked activation of any task, known or not, is reported as one.
+        let other = record("test_task", panicked);
+        assert_eq!(activation_errors(&[other]), ["test_task: the activation panicked: boom"]);
+        let unknown = record("fm_nothing", serde_json::json!({}));
+        assert!(matches!(Activation::decode(&unknown), Err(StatusDecodeError::UnknownTask(_))));
+        assert_eq!(activation_errors(&[unknown]), ["fm_nothing: unknown task fm_nothing"]);
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -21,105 +21,34 @@
 //! | [`alert_mark_dispatched_query`] | `alert_pkey` |
 //! | [`alert_tombstone_query`], [`alert_hard_delete_query`] | `alert_pkey` |
 //!
-//! The items shared with [`super::support_bundle`] (provenance, the outcome of
-//! a delete, the debug wrapper and the page-limit check) live here too.
+//! What alerts share with support bundles (the delete transaction, the
+//! live-row conversion, the readers and their statements) is written once in
+//! [`super::resource`]; [`Alerts`] says what is an alert's own, and the
+//! public methods below wrap the generic ones. Only the dispatch queue is an
+//! alert's alone.
 
+pub use super::resource::{
+    BadResourceRow, Deleted, FmProvenance, IncludingDeleted, provenance_from_columns,
+};
+
+use super::resource::{
+    FmResource, ResourceTables, column_name, fm_resource_page_statements, fm_resource_queries,
+    fm_resource_statements, live_row_in_txn, live_rows, table_name, unexpected_row_count,
+};
 use crate::context::{Action, OpContext};
 use crate::datastore::DataStore;
 use crate::datastore::page_limit;
 use crate::db_schema::alert;
 use crate::error::Error;
-use crate::keyset::KeysetPage;
-use crate::transaction::{TransactionError, transaction_retry};
+use crate::transaction::transaction_retry;
 use chrono::{DateTime, Utc};
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use nexus_fm_types::ids::{AlertUuid, CaseUuid, SitrepUuid};
-use nexus_fm_types::{Generation, GenerationError};
+use nexus_fm_types::ResourceType;
+use nexus_fm_types::ids::{AlertUuid, CaseUuid};
 use uuid::Uuid;
-
-/// Where a resource created by fault management came from. Resources
-/// created any other way have none.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FmProvenance {
-    /// The case that requested the resource.
-    pub case_id: CaseUuid,
-    /// The sitrep the creating executor was executing.
-    pub sitrep_id: SitrepUuid,
-    /// That sitrep's generation for the resource's type.
-    pub generation: Generation,
-}
-
-/// What a delete did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Deleted {
-    /// The resource was created by fault management: it was soft-deleted
-    /// (`time_deleted` set), and the tombstone keeps any executor from
-    /// creating it again until the sweep may remove it.
-    Tombstoned,
-    /// The resource was not created by fault management: its row was
-    /// removed.
-    Removed,
-}
-
-/// A resource as the debug readers show it: possibly a tombstone.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct IncludingDeleted<T> {
-    /// The resource.
-    pub resource: T,
-    /// When an operator deleted it, or `None` while it is live.
-    pub time_deleted: Option<DateTime<Utc>>,
-}
-
-/// A row of `alert` or `support_bundle` that the domain types refuse.
-/// The schema's CHECK constraints make these impossible unless the schema
-/// and this code disagree.
-#[derive(Debug, thiserror::Error)]
-pub enum BadResourceRow {
-    /// Some provenance columns are set and others are not.
-    #[error("its provenance is incomplete (fm_case_id, fm_sitrep_id, fm_generation)")]
-    IncompleteProvenance,
-    /// `fm_generation` is below 1.
-    #[error(transparent)]
-    Generation(#[from] GenerationError),
-    /// `support_bundle.state` holds a value this software does not know.
-    #[error("unknown support bundle state {0:?}")]
-    UnknownState(String),
-}
-
-/// The provenance of a row from its three columns.
-///
-/// # Errors
-///
-/// [`BadResourceRow`] when only some are set, or the generation is below 1.
-pub fn provenance_from_columns(
-    case_id: Option<Uuid>,
-    sitrep_id: Option<Uuid>,
-    generation: Option<i64>,
-) -> Result<Option<FmProvenance>, BadResourceRow> {
-    match (case_id, sitrep_id, generation) {
-        (None, None, None) => Ok(None),
-        (Some(case_id), Some(sitrep_id), Some(generation)) => Ok(Some(FmProvenance {
-            case_id: CaseUuid::from_untyped(case_id),
-            sitrep_id: SitrepUuid::from_untyped(sitrep_id),
-            generation: Generation::try_new(generation)?,
-        })),
-        _ => Err(BadResourceRow::IncompleteProvenance),
-    }
-}
-
-/// A transaction's "the row changed under us" abort. Serializable execution
-/// makes it impossible; it exists so that a broken assumption fails loudly
-/// and rolls back instead of reporting success.
-pub(crate) fn unexpected_row_count(what: String, count: usize) -> TransactionError {
-    TransactionError::Abort(Error::BadData {
-        context: what,
-        source: format!("expected to change exactly one row, changed {count}").into(),
-    })
-}
 
 /// An alert, as every reader returns it (tombstones are never returned,
 /// except by the debug reader, wrapped in [`IncludingDeleted`]).
@@ -192,30 +121,66 @@ impl TryFrom<AlertRow> for IncludingDeleted<Alert> {
     }
 }
 
-/// Converts a row that a tombstone-free query returned.
-fn live_alert(row: AlertRow) -> Result<Alert, Error> {
-    let id = row.id;
-    let found = IncludingDeleted::<Alert>::try_from(row).map_err(|e| Error::BadData {
-        context: format!("reading alert {id}"),
-        source: Box::new(e),
-    })?;
-    match found.time_deleted {
-        None => Ok(found.resource),
-        // The query stated `time_deleted IS NULL`; a tombstone here means
-        // it did not, which must never reach a caller.
-        Some(_) => Err(Error::BadData {
-            context: format!("reading alert {id}"),
-            source: "a reader of live alerts returned a tombstone".into(),
-        }),
+/// Alerts as an [`FmResource`]: an alert's own names and statements.
+/// What differs from a support bundle is the dispatch queue, which is not
+/// part of the trait.
+#[derive(Clone, Copy, Debug)]
+pub struct Alerts;
+
+impl FmResource for Alerts {
+    type Row = AlertRow;
+    type Id = AlertUuid;
+    type Resource = Alert;
+
+    const TYPE: ResourceType = ResourceType::Alert;
+    const WHAT: &'static str = "alert";
+    const WHAT_PLURAL: &'static str = "alerts";
+    const DELETE_TRANSACTION: &'static str = "alert_delete";
+    const TABLES: ResourceTables = ResourceTables {
+        table: table_name!(alert),
+        id: column_name!(alert::id),
+        time_created: column_name!(alert::time_created),
+        time_deleted: column_name!(alert::time_deleted),
+        fm_case_id: column_name!(alert::fm_case_id),
+        fm_sitrep_id: column_name!(alert::fm_sitrep_id),
+        fm_generation: column_name!(alert::fm_generation),
+        text_column: column_name!(alert::class),
+        json_column: column_name!(alert::payload),
+        creation_constants: &[],
+        sitrep_generation: column_name!(fm_sitrep::alert_generation),
+        request_table: table_name!(fm_alert_request),
+        request_sitrep_id: column_name!(fm_alert_request::sitrep_id),
+        request_id: column_name!(fm_alert_request::id),
+        request_case_id: column_name!(fm_alert_request::case_id),
+        request_text: column_name!(fm_alert_request::class),
+        request_json: column_name!(fm_alert_request::payload),
+        collected_type: "alert",
+    };
+
+    fn untyped(id: AlertUuid) -> Uuid {
+        id.into_untyped()
     }
-}
 
-fn live_alerts(rows: Vec<AlertRow>) -> Result<Vec<Alert>, Error> {
-    rows.into_iter().map(live_alert).collect()
-}
+    fn row_id(row: &AlertRow) -> Uuid {
+        row.id
+    }
 
-fn alert_not_found(id: AlertUuid) -> Error {
-    Error::NotFound { what: "alert", id: id.to_string() }
+    fn row_is_fm_created(row: &AlertRow) -> bool {
+        row.fm_case_id.is_some()
+    }
+
+    fn from_row(row: AlertRow) -> Result<IncludingDeleted<Alert>, BadResourceRow> {
+        IncludingDeleted::try_from(row)
+    }
+
+    fm_resource_statements! {
+        get: alert_get_query,
+        get_including_deleted: alert_get_including_deleted_query,
+        page: alert_page_query,
+        by_case_page: alert_by_case_page_query,
+        tombstone: alert_tombstone_query,
+        hard_delete: alert_hard_delete_query,
+    }
 }
 
 /// Where a page of the dispatch queue ends: the next page starts after this
@@ -244,50 +209,19 @@ pub enum MarkDispatched {
     AlreadyDispatched(DateTime<Utc>),
 }
 
-/// One live alert, by primary key.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_get_query(id: Uuid) -> _ {
-    let columns: AsSelect<AlertRow, Pg> = AlertRow::as_select();
-    alert::table.filter(alert::id.eq(id)).filter(alert::time_deleted.is_null()).select(columns)
-}
-
-/// One alert by primary key, live or a tombstone. Debug tooling only.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_get_including_deleted_query(id: Uuid) -> _ {
-    let columns: AsSelect<AlertRow, Pg> = AlertRow::as_select();
-    alert::table.filter(alert::id.eq(id)).select(columns)
-}
-
-/// One page of live alerts in id order, after `after` (`None`: the first
-/// page, with no lower bound, so no id is skipped), by the primary key.
-/// The scan passes over tombstones in the page's id range; the sweep keeps
-/// their number bounded.
-pub fn alert_page_query(
-    after: Option<Uuid>,
-    limit: i64,
-) -> KeysetPage<page_statements::alert_first_page_query, page_statements::alert_after_page_query> {
-    KeysetPage::new(
-        after,
-        || page_statements::alert_first_page_query(limit),
-        |after| page_statements::alert_after_page_query(after, limit),
-    )
-}
-
-/// One page of one case's live alerts in id order, after `after` (`None`:
-/// the first page).
-pub fn alert_by_case_page_query(
-    case_id: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
-) -> KeysetPage<
-    page_statements::alert_by_case_first_page_query,
-    page_statements::alert_by_case_after_page_query,
-> {
-    KeysetPage::new(
-        after,
-        || page_statements::alert_by_case_first_page_query(case_id, limit),
-        |after| page_statements::alert_by_case_after_page_query(case_id, after, limit),
-    )
+fm_resource_queries! {
+    table: alert,
+    row: AlertRow,
+    what: "alert",
+    get: alert_get_query,
+    get_including_deleted: alert_get_including_deleted_query,
+    page: alert_page_query(alert_first_page_query, alert_after_page_query),
+    by_case_page: alert_by_case_page_query(
+        alert_by_case_first_page_query,
+        alert_by_case_after_page_query
+    ),
+    tombstone: alert_tombstone_query,
+    hard_delete: alert_hard_delete_query,
 }
 
 /// The first page of the dispatch queue: live, undispatched alerts, oldest
@@ -341,29 +275,6 @@ pub fn alert_mark_dispatched_query(id: Uuid, at: DateTime<Utc>) -> _ {
     .set(alert::time_dispatched.eq(at))
 }
 
-/// Soft-deletes one live FM-created alert (sets `time_deleted`).
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_tombstone_query(id: Uuid, at: DateTime<Utc>) -> _ {
-    diesel::dsl::update(
-        alert::table
-            .filter(alert::id.eq(id))
-            .filter(alert::time_deleted.is_null())
-            .filter(alert::fm_case_id.is_not_null()),
-    )
-    .set(alert::time_deleted.eq(at))
-}
-
-/// Removes one live alert that fault management did not create.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_hard_delete_query(id: Uuid) -> _ {
-    diesel::dsl::delete(
-        alert::table
-            .filter(alert::id.eq(id))
-            .filter(alert::time_deleted.is_null())
-            .filter(alert::fm_case_id.is_null()),
-    )
-}
-
 impl DataStore {
     /// One live alert.
     ///
@@ -371,13 +282,7 @@ impl DataStore {
     ///
     /// [`Error::NotFound`] if it does not exist or an operator deleted it.
     pub async fn alert_get(&self, opctx: &OpContext, id: AlertUuid) -> Result<Alert, Error> {
-        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let row = alert_get_query(id.into_untyped())
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| Error::database(format_args!("reading alert {id}"), e))?;
-        live_alert(row.ok_or_else(|| alert_not_found(id))?)
+        self.resource_get::<Alerts>(opctx, id).await
     }
 
     /// One alert, **including a tombstone**: for debug tooling, which must
@@ -393,17 +298,7 @@ impl DataStore {
         opctx: &OpContext,
         id: AlertUuid,
     ) -> Result<IncludingDeleted<Alert>, Error> {
-        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let row = alert_get_including_deleted_query(id.into_untyped())
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| Error::database(format_args!("reading alert {id}"), e))?
-            .ok_or_else(|| alert_not_found(id))?;
-        IncludingDeleted::try_from(row).map_err(|e| Error::BadData {
-            context: format!("reading alert {id}"),
-            source: Box::new(e),
-        })
+        self.resource_get_including_deleted::<Alerts>(opctx, id).await
     }
 
     /// One page of live alerts in id order, after `after` (from the start
@@ -419,14 +314,7 @@ impl DataStore {
         after: Option<AlertUuid>,
         limit: u32,
     ) -> Result<Vec<Alert>, Error> {
-        let limit = page_limit(limit)?;
-        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let after = after.map(AlertUuid::into_untyped);
-        let rows = alert_page_query(after, limit)
-            .load(&mut conn)
-            .await
-            .map_err(|e| Error::database("listing alerts", e))?;
-        live_alerts(rows)
+        self.resource_list::<Alerts>(opctx, after, limit).await
     }
 
     /// One page of the live alerts that case `case_id` requested, in id
@@ -443,16 +331,7 @@ impl DataStore {
         after: Option<AlertUuid>,
         limit: u32,
     ) -> Result<Vec<Alert>, Error> {
-        let limit = page_limit(limit)?;
-        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let after = after.map(AlertUuid::into_untyped);
-        let rows = alert_by_case_page_query(case_id.into_untyped(), after, limit)
-            .load(&mut conn)
-            .await
-            .map_err(|e| {
-                Error::database(format_args!("listing the alerts of case {case_id}"), e)
-            })?;
-        live_alerts(rows)
+        self.resource_list_by_case::<Alerts>(opctx, case_id, after, limit).await
     }
 
     /// One page of the dispatch queue: live alerts not yet dispatched,
@@ -481,7 +360,7 @@ impl DataStore {
             }
         }
         .map_err(|e| Error::database("reading the alert dispatch queue", e))?;
-        live_alerts(rows)
+        live_rows::<Alerts>(rows)
     }
 
     /// Marks a live alert dispatched (FM executor only). Marking an alert
@@ -500,10 +379,7 @@ impl DataStore {
         let mut conn = self.pool_connection_authorized(opctx, Action::FmWrite).await?;
         let done = transaction_retry(&mut conn, &opctx.log, "alert_mark_dispatched", |conn| {
             Box::pin(async move {
-                let row = alert_get_query(id.into_untyped()).get_result(conn).await.optional()?;
-                let Some(row) = row else {
-                    return Err(TransactionError::Abort(alert_not_found(id)));
-                };
+                let row = live_row_in_txn::<Alerts>(conn, id).await?;
                 if let Some(at) = row.time_dispatched {
                     return Ok(MarkDispatched::AlreadyDispatched(at));
                 }
@@ -531,32 +407,7 @@ impl DataStore {
     /// [`Error::NotFound`] (and nothing written) if the alert does not exist
     /// or is already deleted.
     pub async fn alert_delete(&self, opctx: &OpContext, id: AlertUuid) -> Result<Deleted, Error> {
-        let mut conn = self.pool_connection_authorized(opctx, Action::DeleteResource).await?;
-        let done = transaction_retry(&mut conn, &opctx.log, "alert_delete", |conn| {
-            Box::pin(async move {
-                let row = alert_get_query(id.into_untyped()).get_result(conn).await.optional()?;
-                let Some(row) = row else {
-                    return Err(TransactionError::Abort(alert_not_found(id)));
-                };
-                let (outcome, changed) = if row.fm_case_id.is_some() {
-                    let at = nexus_fm_types::time::now();
-                    let n = alert_tombstone_query(id.into_untyped(), at).execute(conn).await?;
-                    (Deleted::Tombstoned, n)
-                } else {
-                    (
-                        Deleted::Removed,
-                        alert_hard_delete_query(id.into_untyped()).execute(conn).await?,
-                    )
-                };
-                if changed != 1 {
-                    return Err(unexpected_row_count(format!("deleting alert {id}"), changed));
-                }
-                Ok(outcome)
-            })
-        })
-        .await?;
-        slog::info!(opctx.log, "alert deleted"; "alert_id" => %id, "outcome" => ?done.value);
-        Ok(done.value)
+        self.resource_delete::<Alerts>(opctx, id).await
     }
 }
 
@@ -568,66 +419,18 @@ pub mod page_statements {
 
     use super::*;
 
-    /// The first page of [`alert_page_query`]: no lower bound.
-    #[diesel::dsl::auto_type]
-    pub fn alert_first_page_query(limit: i64) -> _ {
-        let columns: AsSelect<AlertRow, Pg> = AlertRow::as_select();
-        alert::table
-            .filter(alert::time_deleted.is_null())
-            .order(alert::id)
-            .limit(limit)
-            .select(columns)
-    }
-
-    /// A later page of [`alert_page_query`]: keys above `after`.
-    #[diesel::dsl::auto_type]
-    pub fn alert_after_page_query(after: Uuid, limit: i64) -> _ {
-        let first: alert_first_page_query = alert_first_page_query(limit);
-        first.filter(alert::id.gt(after))
-    }
-
-    /// The first page of [`alert_by_case_page_query`]: no lower bound.
-    #[diesel::dsl::auto_type]
-    pub fn alert_by_case_first_page_query(case_id: Uuid, limit: i64) -> _ {
-        let columns: AsSelect<AlertRow, Pg> = AlertRow::as_select();
-        alert::table
-            .filter(alert::fm_case_id.eq(case_id))
-            .filter(alert::time_deleted.is_null())
-            .order(alert::id)
-            .limit(limit)
-            .select(columns)
-    }
-
-    /// A later page of [`alert_by_case_page_query`]: keys above `after`.
-    #[diesel::dsl::auto_type]
-    pub fn alert_by_case_after_page_query(case_id: Uuid, after: Uuid, limit: i64) -> _ {
-        let first: alert_by_case_first_page_query = alert_by_case_first_page_query(case_id, limit);
-        first.filter(alert::id.gt(after))
+    fm_resource_page_statements! {
+        table: alert,
+        row: AlertRow,
+        page: (alert_first_page_query, alert_after_page_query),
+        by_case_page: (alert_by_case_first_page_query, alert_by_case_after_page_query),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn provenance_is_all_or_nothing() {
-        let (c, s) = (Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(provenance_from_columns(None, None, None).unwrap(), None);
-        let p = provenance_from_columns(Some(c), Some(s), Some(3)).unwrap().unwrap();
-        assert_eq!(
-            (p.case_id.into_untyped(), p.sitrep_id.into_untyped(), p.generation.as_i64()),
-            (c, s, 3)
-        );
-        assert!(matches!(
-            provenance_from_columns(Some(c), None, Some(3)),
-            Err(BadResourceRow::IncompleteProvenance)
-        ));
-        assert!(matches!(
-            provenance_from_columns(Some(c), Some(s), Some(0)),
-            Err(BadResourceRow::Generation(_))
-        ));
-    }
+    use crate::datastore::resource::live;
 
     #[test]
     fn a_tombstone_never_leaves_a_live_reader() {
@@ -642,8 +445,8 @@ mod tests {
             fm_generation: None,
             time_deleted: Some(nexus_fm_types::time::now()),
         };
-        assert!(matches!(live_alert(row.clone()), Err(Error::BadData { .. })));
-        let live = AlertRow { time_deleted: None, ..row };
-        assert_eq!(live_alert(live.clone()).unwrap().id.into_untyped(), live.id);
+        assert!(matches!(live::<Alerts>(row.clone()), Err(Error::BadData { .. })));
+        let live_row = AlertRow { time_deleted: None, ..row };
+        assert_eq!(live::<Alerts>(live_row.clone()).unwrap().id.into_untyped(), live_row.id);
     }
 }

@@ -210,6 +210,7 @@ impl bb8::ErrorSink<PoolError> for ConnectionErrorSink {
 pub mod alert;
 pub mod executor_status;
 pub mod rendezvous;
+pub mod resource;
 pub mod sitrep;
 pub mod support_bundle;
 pub mod sweep;

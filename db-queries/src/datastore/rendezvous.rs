@@ -22,6 +22,7 @@
 
 use crate::context::{Action, OpContext};
 use crate::datastore::DataStore;
+use crate::datastore::resource::{ResourceTables, resource_tables};
 use crate::db_schema::{alert, support_bundle};
 use crate::error::Error;
 use crate::transaction::transaction_retry;
@@ -117,50 +118,31 @@ pub fn guarded_create_query(
     GuardedCreateQuery { resource, sitrep_id, generation: generation.as_i64(), after, limit }
 }
 
-/// The SQL pieces that differ between the two resource types.
-struct Shape {
-    generation_column: &'static str,
-    table: &'static str,
-    request_table: &'static str,
-    /// The request column copied into the resource's text column.
-    request_text: &'static str,
-    /// The request column copied into the resource's JSON column.
-    request_json: &'static str,
-    text_column: &'static str,
-    json_column: &'static str,
-    extra_columns: &'static str,
-    extra_values: &'static str,
-}
+/// The names of the tables every resource type shares, from the diesel
+/// schema (the per-type names are [`ResourceTables`]).
+pub(crate) mod shared {
+    use crate::datastore::resource::{column_name, table_name};
 
-const ALERT_SHAPE: Shape = Shape {
-    generation_column: "alert_generation",
-    table: "alert",
-    request_table: "fm_alert_request",
-    request_text: "class",
-    request_json: "payload",
-    text_column: "class",
-    json_column: "payload",
-    extra_columns: "",
-    extra_values: "",
-};
-
-const SUPPORT_BUNDLE_SHAPE: Shape = Shape {
-    generation_column: "support_bundle_generation",
-    table: "support_bundle",
-    request_table: "fm_support_bundle_request",
-    request_text: "reason",
-    request_json: "data_selection",
-    text_column: "reason",
-    json_column: "data_selection",
-    extra_columns: ", state",
-    extra_values: ", 'collecting'",
-};
-
-fn shape(resource: ResourceType) -> &'static Shape {
-    match resource {
-        ResourceType::Alert => &ALERT_SHAPE,
-        ResourceType::SupportBundle => &SUPPORT_BUNDLE_SHAPE,
-    }
+    /// `fm_sitrep`.
+    pub const SITREP: &str = table_name!(fm_sitrep);
+    /// `fm_sitrep.id`.
+    pub const SITREP_ID: &str = column_name!(fm_sitrep::id);
+    /// `fm_sitrep_history`.
+    pub const HISTORY: &str = table_name!(fm_sitrep_history);
+    /// `fm_sitrep_history.sitrep_id`.
+    pub const HISTORY_SITREP_ID: &str = column_name!(fm_sitrep_history::sitrep_id);
+    /// `fm_sitrep_history.version`.
+    pub const HISTORY_VERSION: &str = column_name!(fm_sitrep_history::version);
+    /// `fm_collected_resource`, the ledger of collected ids.
+    pub const COLLECTED: &str = table_name!(fm_collected_resource);
+    /// `fm_collected_resource.id`.
+    pub const COLLECTED_ID: &str = column_name!(fm_collected_resource::id);
+    /// `fm_collected_resource.resource_type`.
+    pub const COLLECTED_TYPE: &str = column_name!(fm_collected_resource::resource_type);
+    /// `fm_collected_resource.time_deleted`.
+    pub const COLLECTED_TIME_DELETED: &str = column_name!(fm_collected_resource::time_deleted);
+    /// `fm_collected_resource.time_collected`.
+    pub const COLLECTED_TIME_COLLECTED: &str = column_name!(fm_collected_resource::time_collected);
 }
 
 /// The nil UUID as an SQL literal. Publishing and the schema refuse it; a
@@ -180,11 +162,15 @@ pub(crate) fn push_committed_sitrep_cte<'b>(
     resource: ResourceType,
     sitrep_id: &'b Uuid,
 ) -> QueryResult<()> {
-    out.push_sql("evidence AS (SELECT s.");
-    out.push_sql(shape(resource).generation_column);
-    out.push_sql(" AS generation FROM fm_sitrep AS s WHERE s.id = ");
+    use shared::{HISTORY, HISTORY_SITREP_ID, SITREP, SITREP_ID};
+    let generation = resource_tables(resource).sitrep_generation;
+    out.push_sql(&format!(
+        "evidence AS (SELECT s.{generation} AS generation FROM {SITREP} AS s WHERE s.{SITREP_ID} = "
+    ));
     out.push_bind_param::<SqlUuid, _>(sitrep_id)?;
-    out.push_sql(" AND EXISTS (SELECT 1 FROM fm_sitrep_history AS h WHERE h.sitrep_id = ");
+    out.push_sql(&format!(
+        " AND EXISTS (SELECT 1 FROM {HISTORY} AS h WHERE h.{HISTORY_SITREP_ID} = "
+    ));
     out.push_bind_param::<SqlUuid, _>(sitrep_id)?;
     out.push_sql("))");
     Ok(())
@@ -215,19 +201,39 @@ impl Query for GuardedCreateQuery {
 
 impl QueryFragment<Pg> for GuardedCreateQuery {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let shape = shape(self.resource);
+        use shared::{COLLECTED, COLLECTED_ID, HISTORY, HISTORY_SITREP_ID, HISTORY_VERSION};
+        use shared::{SITREP, SITREP_ID};
+        let ResourceTables {
+            table,
+            id,
+            time_created,
+            time_deleted,
+            fm_case_id,
+            fm_sitrep_id,
+            fm_generation,
+            text_column,
+            json_column,
+            creation_constants,
+            sitrep_generation,
+            request_table,
+            request_sitrep_id,
+            request_id,
+            request_case_id,
+            request_text,
+            request_json,
+            collected_type: _,
+        } = resource_tables(self.resource);
         out.push_sql("WITH ");
         push_committed_sitrep_cte(&mut out, self.resource, &self.sitrep_id)?;
         // The latest sitrep's generation: the newest history entry, then
         // its sitrep row by primary key. If that row is missing the
         // generation is NULL and the guard fails: there is no fallback to
         // an older entry.
-        out.push_sql(", latest AS (SELECT (SELECT s.");
-        out.push_sql(shape.generation_column);
-        out.push_sql(
-            " FROM fm_sitrep AS s WHERE s.id = h.sitrep_id) AS generation \
-             FROM fm_sitrep_history AS h ORDER BY h.version DESC LIMIT 1), ",
-        );
+        out.push_sql(&format!(
+            ", latest AS (SELECT (SELECT s.{sitrep_generation} FROM {SITREP} AS s \
+             WHERE s.{SITREP_ID} = h.{HISTORY_SITREP_ID}) AS generation \
+             FROM {HISTORY} AS h ORDER BY h.{HISTORY_VERSION} DESC LIMIT 1), "
+        ));
         out.push_sql(
             "guard AS (SELECT EXISTS (SELECT 1 FROM evidence AS e, latest AS l \
              WHERE l.generation = e.generation AND e.generation = ",
@@ -236,52 +242,49 @@ impl QueryFragment<Pg> for GuardedCreateQuery {
         out.push_sql(") AS current), ");
         // The next page of S's committed requests, read only when the
         // guard holds.
-        out.push_sql("page AS (SELECT r.id, r.case_id, r.");
-        out.push_sql(shape.request_text);
-        out.push_sql(" AS text_value, r.");
-        out.push_sql(shape.request_json);
-        out.push_sql(" AS json_value FROM ");
-        out.push_sql(shape.request_table);
-        out.push_sql(" AS r WHERE r.sitrep_id = ");
+        out.push_sql(&format!(
+            "page AS (SELECT r.{request_id} AS id, r.{request_case_id} AS case_id, \
+             r.{request_text} AS text_value, r.{request_json} AS json_value \
+             FROM {request_table} AS r WHERE r.{request_sitrep_id} = "
+        ));
         out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
         if let Some(after) = &self.after {
-            out.push_sql(" AND r.id > ");
+            out.push_sql(&format!(" AND r.{request_id} > "));
             out.push_bind_param::<SqlUuid, _>(after)?;
         }
-        out.push_sql(" AND (SELECT current FROM guard) ORDER BY r.id LIMIT ");
+        out.push_sql(&format!(" AND (SELECT current FROM guard) ORDER BY r.{request_id} LIMIT "));
         out.push_bind_param::<BigInt, _>(&self.limit)?;
         out.push_sql("), ");
         // Per request: its row (live or tombstone) and its ledger entry,
         // each a primary-key probe.
-        out.push_sql(
+        out.push_sql(&format!(
             "probed AS (SELECT p.id, p.case_id, p.text_value, p.json_value, \
              x.deleted, k.collected FROM page AS p \
-             LEFT JOIN LATERAL (SELECT t.time_deleted IS NOT NULL AS deleted FROM ",
-        );
-        out.push_sql(shape.table);
-        out.push_sql(
-            " AS t WHERE t.id = p.id LIMIT 1) AS x ON true \
-             LEFT JOIN LATERAL (SELECT true AS collected FROM fm_collected_resource AS c \
-             WHERE c.id = p.id LIMIT 1) AS k ON true), ",
-        );
-        out.push_sql("inserted AS (INSERT INTO ");
-        out.push_sql(shape.table);
-        out.push_sql(" (id, ");
-        out.push_sql(shape.text_column);
-        out.push_sql(", ");
-        out.push_sql(shape.json_column);
-        out.push_sql(shape.extra_columns);
-        out.push_sql(", time_created, fm_case_id, fm_sitrep_id, fm_generation) ");
-        out.push_sql("SELECT p.id, p.text_value, p.json_value");
-        out.push_sql(shape.extra_values);
-        out.push_sql(", now(), p.case_id, ");
+             LEFT JOIN LATERAL (SELECT t.{time_deleted} IS NOT NULL AS deleted FROM {table} \
+             AS t WHERE t.{id} = p.id LIMIT 1) AS x ON true \
+             LEFT JOIN LATERAL (SELECT true AS collected FROM {COLLECTED} AS c \
+             WHERE c.{COLLECTED_ID} = p.id LIMIT 1) AS k ON true), "
+        ));
+        // The constant columns (a bundle's initial state) are values this
+        // code defines, never input.
+        let (mut constant_columns, mut constant_values) = (String::new(), String::new());
+        for (column, value) in creation_constants.iter() {
+            debug_assert!(!value.contains('\''), "a creation constant needs no quoting");
+            constant_columns.push_str(&format!(", {column}"));
+            constant_values.push_str(&format!(", '{value}'"));
+        }
+        out.push_sql(&format!(
+            "inserted AS (INSERT INTO {table} ({id}, {text_column}, {json_column}\
+             {constant_columns}, {time_created}, {fm_case_id}, {fm_sitrep_id}, {fm_generation}) \
+             SELECT p.id, p.text_value, p.json_value{constant_values}, now(), p.case_id, "
+        ));
         out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
         out.push_sql(
             ", e.generation FROM probed AS p, evidence AS e \
              WHERE p.deleted IS NULL AND p.collected IS NULL AND p.id <> ",
         );
         out.push_sql(NIL_UUID_SQL);
-        out.push_sql(" ON CONFLICT (id) DO NOTHING RETURNING id) ");
+        out.push_sql(&format!(" ON CONFLICT ({id}) DO NOTHING RETURNING {id}) "));
         out.push_sql(
             "SELECT EXISTS (SELECT 1 FROM evidence) AS sitrep_present, \
              (SELECT generation FROM evidence) AS sitrep_generation, \

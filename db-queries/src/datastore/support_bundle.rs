@@ -1,5 +1,11 @@
 //! Support bundles: reading, updating and deleting them.
 //!
+//! What bundles share with alerts (the delete transaction, the live-row
+//! conversion, the readers and their statements) is written once in
+//! [`super::resource`]; [`SupportBundles`] says what is a bundle's own, and
+//! the public methods below wrap the generic ones. A bundle's state, user
+//! comment and executor assignment are its alone.
+//!
 //! Every reader and updater here ignores tombstones (rows with
 //! `time_deleted` set), exactly like the alert readers in
 //! [`super::alert`]; only the debug reader
@@ -18,9 +24,12 @@
 //! | [`support_bundle_update_state_query`], [`support_bundle_update_comment_query`], [`support_bundle_fail_query`] | `support_bundle_pkey` |
 //! | [`support_bundle_tombstone_query`], [`support_bundle_hard_delete_query`] | `support_bundle_pkey` |
 
-pub use super::alert::{BadResourceRow, Deleted, FmProvenance, IncludingDeleted};
+pub use super::resource::{BadResourceRow, Deleted, FmProvenance, IncludingDeleted};
 
-use super::alert::{provenance_from_columns, unexpected_row_count};
+use super::resource::{
+    FmResource, ResourceTables, column_name, fm_resource_page_statements, fm_resource_queries,
+    fm_resource_statements, live, live_rows, not_found, provenance_from_columns, table_name,
+};
 use crate::context::{Action, OpContext};
 use crate::datastore::{DataStore, page_limit};
 use crate::db_schema::support_bundle;
@@ -32,6 +41,7 @@ use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use nexus_fm_types::ResourceType;
 use nexus_fm_types::ids::{CaseUuid, ExecutorUuid, SupportBundleUuid};
 use std::fmt;
 use std::str::FromStr;
@@ -182,66 +192,88 @@ impl TryFrom<SupportBundleRow> for IncludingDeleted<SupportBundle> {
     }
 }
 
-/// Converts a row that a tombstone-free query returned.
-fn live_bundle(row: SupportBundleRow) -> Result<SupportBundle, Error> {
-    let id = row.id;
-    let found = IncludingDeleted::<SupportBundle>::try_from(row).map_err(|e| Error::BadData {
-        context: format!("reading support bundle {id}"),
-        source: Box::new(e),
-    })?;
-    match found.time_deleted {
-        None => Ok(found.resource),
-        // The query stated `time_deleted IS NULL`; a tombstone here means
-        // it did not, which must never reach a caller.
-        Some(_) => Err(Error::BadData {
-            context: format!("reading support bundle {id}"),
-            source: "a reader of live support bundles returned a tombstone".into(),
-        }),
+/// Support bundles as an [`FmResource`]: a bundle's own names and
+/// statements. What differs from an alert is a bundle's state (created as
+/// `collecting`), its user comment and its executor assignment, which are
+/// not part of the trait.
+#[derive(Clone, Copy, Debug)]
+pub struct SupportBundles;
+
+impl FmResource for SupportBundles {
+    type Row = SupportBundleRow;
+    type Id = SupportBundleUuid;
+    type Resource = SupportBundle;
+
+    const TYPE: ResourceType = ResourceType::SupportBundle;
+    const WHAT: &'static str = "support bundle";
+    const WHAT_PLURAL: &'static str = "support bundles";
+    const DELETE_TRANSACTION: &'static str = "support_bundle_delete";
+    const TABLES: ResourceTables = ResourceTables {
+        table: table_name!(support_bundle),
+        id: column_name!(support_bundle::id),
+        time_created: column_name!(support_bundle::time_created),
+        time_deleted: column_name!(support_bundle::time_deleted),
+        fm_case_id: column_name!(support_bundle::fm_case_id),
+        fm_sitrep_id: column_name!(support_bundle::fm_sitrep_id),
+        fm_generation: column_name!(support_bundle::fm_generation),
+        text_column: column_name!(support_bundle::reason),
+        json_column: column_name!(support_bundle::data_selection),
+        creation_constants: &[(
+            column_name!(support_bundle::state),
+            SupportBundleState::Collecting.as_str(),
+        )],
+        sitrep_generation: column_name!(fm_sitrep::support_bundle_generation),
+        request_table: table_name!(fm_support_bundle_request),
+        request_sitrep_id: column_name!(fm_support_bundle_request::sitrep_id),
+        request_id: column_name!(fm_support_bundle_request::id),
+        request_case_id: column_name!(fm_support_bundle_request::case_id),
+        request_text: column_name!(fm_support_bundle_request::reason),
+        request_json: column_name!(fm_support_bundle_request::data_selection),
+        collected_type: "support_bundle",
+    };
+
+    fn untyped(id: SupportBundleUuid) -> Uuid {
+        id.into_untyped()
+    }
+
+    fn row_id(row: &SupportBundleRow) -> Uuid {
+        row.id
+    }
+
+    fn row_is_fm_created(row: &SupportBundleRow) -> bool {
+        row.fm_case_id.is_some()
+    }
+
+    fn from_row(row: SupportBundleRow) -> Result<IncludingDeleted<SupportBundle>, BadResourceRow> {
+        IncludingDeleted::try_from(row)
+    }
+
+    fm_resource_statements! {
+        get: support_bundle_get_query,
+        get_including_deleted: support_bundle_get_including_deleted_query,
+        page: support_bundle_page_query,
+        by_case_page: support_bundle_by_case_page_query,
+        tombstone: support_bundle_tombstone_query,
+        hard_delete: support_bundle_hard_delete_query,
     }
 }
 
-fn live_bundles(rows: Vec<SupportBundleRow>) -> Result<Vec<SupportBundle>, Error> {
-    rows.into_iter().map(live_bundle).collect()
-}
-
-fn bundle_not_found(id: SupportBundleUuid) -> Error {
-    Error::NotFound { what: "support bundle", id: id.to_string() }
-}
-
-/// One live support bundle, by primary key.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_get_query(id: Uuid) -> _ {
-    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
-    support_bundle::table
-        .filter(support_bundle::id.eq(id))
-        .filter(support_bundle::time_deleted.is_null())
-        .select(columns)
-}
-
-/// One support bundle by primary key, live or a tombstone. Debug tooling
-/// only.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_get_including_deleted_query(id: Uuid) -> _ {
-    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
-    support_bundle::table.filter(support_bundle::id.eq(id)).select(columns)
-}
-
-/// One page of live bundles in id order, after `after` (`None`: the first
-/// page, with no lower bound, so no id is skipped), by the primary key.
-/// The scan passes over tombstones in the page's id range; the sweep keeps
-/// their number bounded.
-pub fn support_bundle_page_query(
-    after: Option<Uuid>,
-    limit: i64,
-) -> KeysetPage<
-    page_statements::support_bundle_first_page_query,
-    page_statements::support_bundle_after_page_query,
-> {
-    KeysetPage::new(
-        after,
-        || page_statements::support_bundle_first_page_query(limit),
-        |after| page_statements::support_bundle_after_page_query(after, limit),
-    )
+fm_resource_queries! {
+    table: support_bundle,
+    row: SupportBundleRow,
+    what: "support bundle",
+    get: support_bundle_get_query,
+    get_including_deleted: support_bundle_get_including_deleted_query,
+    page: support_bundle_page_query(
+        support_bundle_first_page_query,
+        support_bundle_after_page_query
+    ),
+    by_case_page: support_bundle_by_case_page_query(
+        support_bundle_by_case_first_page_query,
+        support_bundle_by_case_after_page_query
+    ),
+    tombstone: support_bundle_tombstone_query,
+    hard_delete: support_bundle_hard_delete_query,
 }
 
 /// One page of the live bundles assigned to `executor`, in id order, after
@@ -260,23 +292,6 @@ pub fn support_bundle_by_executor_page_query(
         |after| {
             page_statements::support_bundle_by_executor_after_page_query(executor, after, limit)
         },
-    )
-}
-
-/// One page of the live bundles that case `case_id` requested, in id order,
-/// after `after` (`None`: the first page).
-pub fn support_bundle_by_case_page_query(
-    case_id: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
-) -> KeysetPage<
-    page_statements::support_bundle_by_case_first_page_query,
-    page_statements::support_bundle_by_case_after_page_query,
-> {
-    KeysetPage::new(
-        after,
-        || page_statements::support_bundle_by_case_first_page_query(case_id, limit),
-        |after| page_statements::support_bundle_by_case_after_page_query(case_id, after, limit),
     )
 }
 
@@ -343,29 +358,6 @@ pub fn support_bundle_fail_query(executor: Uuid, ids: Vec<Uuid>) -> _ {
     .set(support_bundle::state.eq(failed))
 }
 
-/// Soft-deletes one live FM-created bundle (sets `time_deleted`).
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_tombstone_query(id: Uuid, at: DateTime<Utc>) -> _ {
-    diesel::dsl::update(
-        support_bundle::table
-            .filter(support_bundle::id.eq(id))
-            .filter(support_bundle::time_deleted.is_null())
-            .filter(support_bundle::fm_case_id.is_not_null()),
-    )
-    .set(support_bundle::time_deleted.eq(at))
-}
-
-/// Removes one live bundle that fault management did not create.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_hard_delete_query(id: Uuid) -> _ {
-    diesel::dsl::delete(
-        support_bundle::table
-            .filter(support_bundle::id.eq(id))
-            .filter(support_bundle::time_deleted.is_null())
-            .filter(support_bundle::fm_case_id.is_null()),
-    )
-}
-
 impl DataStore {
     /// One live support bundle.
     ///
@@ -377,13 +369,7 @@ impl DataStore {
         opctx: &OpContext,
         id: SupportBundleUuid,
     ) -> Result<SupportBundle, Error> {
-        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let row = support_bundle_get_query(id.into_untyped())
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| Error::database(format_args!("reading support bundle {id}"), e))?;
-        live_bundle(row.ok_or_else(|| bundle_not_found(id))?)
+        self.resource_get::<SupportBundles>(opctx, id).await
     }
 
     /// One support bundle, **including a tombstone**: for debug tooling,
@@ -399,17 +385,7 @@ impl DataStore {
         opctx: &OpContext,
         id: SupportBundleUuid,
     ) -> Result<IncludingDeleted<SupportBundle>, Error> {
-        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let row = support_bundle_get_including_deleted_query(id.into_untyped())
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| Error::database(format_args!("reading support bundle {id}"), e))?
-            .ok_or_else(|| bundle_not_found(id))?;
-        IncludingDeleted::try_from(row).map_err(|e| Error::BadData {
-            context: format!("reading support bundle {id}"),
-            source: Box::new(e),
-        })
+        self.resource_get_including_deleted::<SupportBundles>(opctx, id).await
     }
 
     /// One page of live support bundles in id order, after `after` (from
@@ -425,14 +401,7 @@ impl DataStore {
         after: Option<SupportBundleUuid>,
         limit: u32,
     ) -> Result<Vec<SupportBundle>, Error> {
-        let limit = page_limit(limit)?;
-        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let after = after.map(SupportBundleUuid::into_untyped);
-        let rows = support_bundle_page_query(after, limit)
-            .load(&mut conn)
-            .await
-            .map_err(|e| Error::database("listing support bundles", e))?;
-        live_bundles(rows)
+        self.resource_list::<SupportBundles>(opctx, after, limit).await
     }
 
     /// One page of the live support bundles assigned to `executor`, in id
@@ -461,7 +430,7 @@ impl DataStore {
                     e,
                 )
             })?;
-        live_bundles(rows)
+        live_rows::<SupportBundles>(rows)
     }
 
     /// One page of the live support bundles that case `case_id` requested,
@@ -478,16 +447,7 @@ impl DataStore {
         after: Option<SupportBundleUuid>,
         limit: u32,
     ) -> Result<Vec<SupportBundle>, Error> {
-        let limit = page_limit(limit)?;
-        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
-        let after = after.map(SupportBundleUuid::into_untyped);
-        let rows = support_bundle_by_case_page_query(case_id.into_untyped(), after, limit)
-            .load(&mut conn)
-            .await
-            .map_err(|e| {
-                Error::database(format_args!("listing the support bundles of case {case_id}"), e)
-            })?;
-        live_bundles(rows)
+        self.resource_list_by_case::<SupportBundles>(opctx, case_id, after, limit).await
     }
 
     /// Sets the state of a live support bundle (operator or FM executor)
@@ -511,11 +471,11 @@ impl DataStore {
                         .get_result(conn)
                         .await
                         .optional()?
-                        .ok_or_else(|| TransactionError::Abort(bundle_not_found(id)))
+                        .ok_or_else(|| TransactionError::Abort(not_found::<SupportBundles>(id)))
                 })
             })
             .await?;
-        live_bundle(done.value)
+        live::<SupportBundles>(done.value)
     }
 
     /// Sets (or, with `None`, clears) the user comment of a live support
@@ -551,11 +511,11 @@ impl DataStore {
                         .get_result(conn)
                         .await
                         .optional()?
-                        .ok_or_else(|| TransactionError::Abort(bundle_not_found(id)))
+                        .ok_or_else(|| TransactionError::Abort(not_found::<SupportBundles>(id)))
                 })
             })
             .await?;
-        live_bundle(done.value)
+        live::<SupportBundles>(done.value)
     }
 
     /// Fails the live bundles assigned to `executor`, an executor that has
@@ -627,39 +587,7 @@ impl DataStore {
         opctx: &OpContext,
         id: SupportBundleUuid,
     ) -> Result<Deleted, Error> {
-        let mut conn = self.pool_connection_authorized(opctx, Action::DeleteResource).await?;
-        let done = transaction_retry(&mut conn, &opctx.log, "support_bundle_delete", |conn| {
-            Box::pin(async move {
-                let row = support_bundle_get_query(id.into_untyped())
-                    .get_result(conn)
-                    .await
-                    .optional()?;
-                let Some(row) = row else {
-                    return Err(TransactionError::Abort(bundle_not_found(id)));
-                };
-                let (outcome, changed) = if row.fm_case_id.is_some() {
-                    let at = nexus_fm_types::time::now();
-                    let n =
-                        support_bundle_tombstone_query(id.into_untyped(), at).execute(conn).await?;
-                    (Deleted::Tombstoned, n)
-                } else {
-                    let n =
-                        support_bundle_hard_delete_query(id.into_untyped()).execute(conn).await?;
-                    (Deleted::Removed, n)
-                };
-                if changed != 1 {
-                    return Err(unexpected_row_count(
-                        format!("deleting support bundle {id}"),
-                        changed,
-                    ));
-                }
-                Ok(outcome)
-            })
-        })
-        .await?;
-        slog::info!(opctx.log, "support bundle deleted";
-            "support_bundle_id" => %id, "outcome" => ?done.value);
-        Ok(done.value)
+        self.resource_delete::<SupportBundles>(opctx, id).await
     }
 }
 
@@ -671,22 +599,14 @@ pub mod page_statements {
 
     use super::*;
 
-    /// The first page of [`support_bundle_page_query`]: no lower bound.
-    #[diesel::dsl::auto_type]
-    pub fn support_bundle_first_page_query(limit: i64) -> _ {
-        let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
-        support_bundle::table
-            .filter(support_bundle::time_deleted.is_null())
-            .order(support_bundle::id)
-            .limit(limit)
-            .select(columns)
-    }
-
-    /// A later page of [`support_bundle_page_query`]: keys above `after`.
-    #[diesel::dsl::auto_type]
-    pub fn support_bundle_after_page_query(after: Uuid, limit: i64) -> _ {
-        let first: support_bundle_first_page_query = support_bundle_first_page_query(limit);
-        first.filter(support_bundle::id.gt(after))
+    fm_resource_page_statements! {
+        table: support_bundle,
+        row: SupportBundleRow,
+        page: (support_bundle_first_page_query, support_bundle_after_page_query),
+        by_case_page: (
+            support_bundle_by_case_first_page_query,
+            support_bundle_by_case_after_page_query
+        ),
     }
 
     /// The first page of [`support_bundle_by_executor_page_query`]: no lower bound.
@@ -710,26 +630,6 @@ pub mod page_statements {
     ) -> _ {
         let first: support_bundle_by_executor_first_page_query =
             support_bundle_by_executor_first_page_query(executor, limit);
-        first.filter(support_bundle::id.gt(after))
-    }
-
-    /// The first page of [`support_bundle_by_case_page_query`]: no lower bound.
-    #[diesel::dsl::auto_type]
-    pub fn support_bundle_by_case_first_page_query(case_id: Uuid, limit: i64) -> _ {
-        let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
-        support_bundle::table
-            .filter(support_bundle::fm_case_id.eq(case_id))
-            .filter(support_bundle::time_deleted.is_null())
-            .order(support_bundle::id)
-            .limit(limit)
-            .select(columns)
-    }
-
-    /// A later page of [`support_bundle_by_case_page_query`]: keys above `after`.
-    #[diesel::dsl::auto_type]
-    pub fn support_bundle_by_case_after_page_query(case_id: Uuid, after: Uuid, limit: i64) -> _ {
-        let first: support_bundle_by_case_first_page_query =
-            support_bundle_by_case_first_page_query(case_id, limit);
         first.filter(support_bundle::id.gt(after))
     }
 

@@ -23,6 +23,7 @@
 use crate::context::{Action, OpContext};
 use crate::datastore::DataStore;
 use crate::datastore::rendezvous::push_committed_sitrep_cte;
+use crate::datastore::resource::{ResourceTables, resource_tables};
 use crate::error::Error;
 use crate::transaction::transaction_retry;
 use diesel::pg::Pg;
@@ -102,59 +103,66 @@ impl Query for SweepPageQuery {
 
 impl QueryFragment<Pg> for SweepPageQuery {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let (table, requests, type_name) = match self.resource {
-            ResourceType::Alert => ("alert", "fm_alert_request", "'alert'"),
-            ResourceType::SupportBundle => {
-                ("support_bundle", "fm_support_bundle_request", "'support_bundle'")
-            }
+        use crate::datastore::rendezvous::shared::{
+            COLLECTED, COLLECTED_ID, COLLECTED_TIME_COLLECTED, COLLECTED_TIME_DELETED,
+            COLLECTED_TYPE,
         };
+        let ResourceTables {
+            table,
+            id,
+            time_deleted,
+            fm_generation,
+            request_table,
+            request_sitrep_id,
+            request_id,
+            collected_type,
+            ..
+        } = resource_tables(self.resource);
         // Evidence that S may drive a sweep, the same definition the
         // guarded creation uses. No row: delete nothing.
         out.push_sql("WITH ");
         push_committed_sitrep_cte(&mut out, self.resource, &self.sitrep_id)?;
         // The next page of tombstones, by the tombstone-only partial index
         // (the predicate is stated so the planner can use it).
-        out.push_sql(", page AS (SELECT t.id, t.fm_generation FROM ");
-        out.push_sql(table);
-        out.push_sql(" AS t WHERE t.time_deleted IS NOT NULL");
+        out.push_sql(&format!(
+            ", page AS (SELECT t.{id} AS id, t.{fm_generation} AS fm_generation FROM {table} \
+             AS t WHERE t.{time_deleted} IS NOT NULL"
+        ));
         if let Some(after) = &self.after {
-            out.push_sql(" AND t.id > ");
+            out.push_sql(&format!(" AND t.{id} > "));
             out.push_bind_param::<SqlUuid, _>(after)?;
         }
-        out.push_sql(" ORDER BY t.id LIMIT ");
+        out.push_sql(&format!(" ORDER BY t.{id} LIMIT "));
         out.push_bind_param::<BigInt, _>(&self.limit)?;
         out.push_sql("), ");
         // Per examined tombstone: is it in Req_T(S)? One primary-key probe.
-        out.push_sql(
+        out.push_sql(&format!(
             "probed AS (SELECT p.id, p.fm_generation, x.requested IS NOT NULL AS requested \
-             FROM page AS p LEFT JOIN LATERAL (SELECT true AS requested FROM ",
-        );
-        out.push_sql(requests);
-        out.push_sql(" AS r WHERE r.sitrep_id = ");
+             FROM page AS p LEFT JOIN LATERAL (SELECT true AS requested FROM {request_table} \
+             AS r WHERE r.{request_sitrep_id} = "
+        ));
         out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
-        out.push_sql(" AND r.id = p.id LIMIT 1) AS x ON true), ");
+        out.push_sql(&format!(" AND r.{request_id} = p.id LIMIT 1) AS x ON true), "));
         out.push_sql(
             "eligible AS (SELECT p.id FROM probed AS p, evidence AS e \
              WHERE NOT p.requested \
              AND (p.fm_generation IS NULL OR p.fm_generation < e.generation)), ",
         );
-        out.push_sql("deleted AS (DELETE FROM ");
-        out.push_sql(table);
-        out.push_sql(
-            " AS d WHERE d.id IN (SELECT id FROM eligible) AND d.time_deleted IS NOT NULL \
-             RETURNING d.id, d.fm_generation, d.time_deleted), ",
-        );
+        out.push_sql(&format!(
+            "deleted AS (DELETE FROM {table} AS d WHERE d.{id} IN (SELECT id FROM eligible) \
+             AND d.{time_deleted} IS NOT NULL \
+             RETURNING d.{id} AS id, d.{fm_generation} AS fm_generation, \
+             d.{time_deleted} AS time_deleted), "
+        ));
         // The ledger: every FM-created resource removed here, so that no
         // later sitrep can request its id again, whatever is retained.
-        out.push_sql(
-            "collected AS (INSERT INTO fm_collected_resource \
-             (id, resource_type, time_deleted, time_collected) SELECT d.id, ",
-        );
-        out.push_sql(type_name);
-        out.push_sql(
-            ", d.time_deleted, now() FROM deleted AS d WHERE d.fm_generation IS NOT NULL \
-             ON CONFLICT (id) DO NOTHING RETURNING id) ",
-        );
+        out.push_sql(&format!(
+            "collected AS (INSERT INTO {COLLECTED} \
+             ({COLLECTED_ID}, {COLLECTED_TYPE}, {COLLECTED_TIME_DELETED}, \
+             {COLLECTED_TIME_COLLECTED}) SELECT d.id, '{collected_type}', \
+             d.time_deleted, now() FROM deleted AS d WHERE d.fm_generation IS NOT NULL \
+             ON CONFLICT ({COLLECTED_ID}) DO NOTHING RETURNING {COLLECTED_ID}) "
+        ));
         out.push_sql(
             "SELECT EXISTS (SELECT 1 FROM evidence) AS sitrep_present, \
              (SELECT count(*) FROM page) AS examined, \

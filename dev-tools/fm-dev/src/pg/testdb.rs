@@ -376,9 +376,10 @@ fn sanitize(text: &str) -> String {
     out.trim_end_matches('_').to_string()
 }
 
-/// Quotes an SQL identifier.
+/// Quotes an SQL identifier, with the escaping of the PostgreSQL protocol
+/// crate that tokio-postgres is built on.
 fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    postgres_protocol::escape::escape_identifier(name)
 }
 
 /// The 64-bit FNV-1a hash: small, and stable across Rust releases (unlike
