@@ -499,7 +499,7 @@ async fn every_production_query_reads_at_most_its_bound_at_volume() {
     );
     let new_plan = explain_analyze_shared(&mut conn, &env.log, Arc::new(new)).await.unwrap();
     let new_reads = PlanReads::from_json(&new_plan);
-    let bound = u64::try_from(SWEEP_PAGE_ROWS).unwrap() + fm_db_queries::catalogue::PAGE_SLACK;
+    let bound = fm_db_queries::catalogue::RowBound::Page(SWEEP_PAGE_ROWS).rows(sitrep_rows);
     let old_max = old_reads.max().unwrap();
     let new_max = new_reads.max().unwrap();
     eprintln!(
