@@ -958,11 +958,9 @@ impl DataStore {
             })
             .await;
         match second {
-            Ok(done) => Ok(
-                match {
-                    *retries += u64::from(done.retries);
-                    done.value
-                } {
+            Ok(done) => {
+                *retries += u64::from(done.retries);
+                Ok(match done.value {
                     Some((pruned, _)) => PruneOne::ArchiveFailed {
                         pruned: Some(pruned),
                         failure: PrunerArchiveFailure {
@@ -972,8 +970,8 @@ impl DataStore {
                         },
                     },
                     None => PruneOne::AlreadyGone,
-                },
-            ),
+                })
+            }
             Err(e) if ends_the_pass(&e) => Err(e),
             Err(e) => {
                 let failure_record_error = error_chain(&e);
