@@ -13,6 +13,11 @@ use crate::datastore::alert::{
     alert_get_including_deleted_query, alert_get_query, alert_hard_delete_query,
     alert_mark_dispatched_query, alert_page_query, alert_tombstone_query,
 };
+use crate::datastore::debug::{
+    alert_including_deleted_first_page_query, alert_request_count_query,
+    archive_sitrep_id_by_version_query, collected_of_query,
+    support_bundle_including_deleted_first_page_query, support_bundle_request_count_query,
+};
 use crate::datastore::executor_status::{
     TaskStatusRow, task_status_of_executor_query, task_status_page_query, task_status_upsert_query,
 };
@@ -225,6 +230,13 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
             "fm_collected_resource_pkey",
         ],
     ),
+    // Reads of the debug CLI (datastore/debug.rs).
+    ("debug_alert_including_deleted_first_page", &["alert_pkey"]),
+    ("debug_support_bundle_including_deleted_first_page", &["support_bundle_pkey"]),
+    ("debug_alert_request_count", &["fm_alert_request_pkey"]),
+    ("debug_support_bundle_request_count", &["fm_support_bundle_request_pkey"]),
+    ("debug_collected_of", &["fm_collected_resource_pkey"]),
+    ("debug_archive_sitrep_id_by_version", &["fm_sitrep_archive_version_key"]),
     ("rendezvous_alert_rows_of", &["alert_pkey"]),
     ("rendezvous_support_bundle_rows_of", &["support_bundle_pkey"]),
     (
@@ -444,6 +456,22 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
             "sitrep_insert_support_bundle_request_any_of",
             support_bundle_request_any_of_query(ids.clone())
         ),
+        // Reads of the debug CLI.
+        entry!(
+            "debug_alert_including_deleted_first_page",
+            alert_including_deleted_first_page_query(100)
+        ),
+        entry!(
+            "debug_support_bundle_including_deleted_first_page",
+            support_bundle_including_deleted_first_page_query(100)
+        ),
+        entry!("debug_alert_request_count", alert_request_count_query(SAMPLE_SITREP)),
+        entry!(
+            "debug_support_bundle_request_count",
+            support_bundle_request_count_query(SAMPLE_SITREP)
+        ),
+        entry!("debug_collected_of", collected_of_query(ids.clone())),
+        entry!("debug_archive_sitrep_id_by_version", archive_sitrep_id_by_version_query(7)),
         // History retention.
         entry!("sitrep_prune_history_page", prunable_history_page_query(90, 10)),
         entry!("sitrep_prune_history_entry_by_version", history_entry_by_version_query(11)),
