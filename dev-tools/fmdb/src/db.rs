@@ -158,3 +158,42 @@ fn schema_error(found: Option<i64>, expected: i64) -> CliError {
     };
     CliError::new(Exit::SchemaVersion, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_urls() {
+        assert_eq!(
+            read_only_url("postgresql://postgres@/fm?host=/tmp/x&port=5"),
+            "postgresql://postgres@/fm?host=/tmp/x&port=5\
+             &options=-c%20default_transaction_read_only%3Don"
+        );
+        assert_eq!(
+            read_only_url("postgres://u@h/fm"),
+            "postgres://u@h/fm?options=-c%20default_transaction_read_only%3Don"
+        );
+    }
+
+    #[test]
+    fn the_embedded_url_comes_from_postmaster_pid() {
+        let dir = std::env::temp_dir().join(format!("fmdb-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(embedded_url(&dir), None, "no postmaster.pid: no server");
+        // The layout PostgreSQL writes: pid, data dir, start time, port,
+        // socket directory, listen address, shared memory key, status.
+        std::fs::write(
+            dir.join("postmaster.pid"),
+            "4242\n/x/.fm/postgres\n1700000000\n5432\n/dev/shm/fm-pg-abc\n\n  0  0\nready   \n",
+        )
+        .unwrap();
+        assert_eq!(
+            embedded_url(&dir).as_deref(),
+            Some("postgresql://postgres@/fm?host=/dev/shm/fm-pg-abc&port=5432")
+        );
+        std::fs::write(dir.join("postmaster.pid"), "4242\n").unwrap();
+        assert_eq!(embedded_url(&dir), None, "a truncated file is no server");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
