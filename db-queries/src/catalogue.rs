@@ -15,8 +15,10 @@ use crate::datastore::alert::{
 };
 use crate::datastore::debug::{
     alert_including_deleted_first_page_query, alert_request_count_query,
+    alert_tombstone_first_page_query, alert_tombstone_summary_query,
     archive_sitrep_id_by_version_query, collected_of_query,
     support_bundle_including_deleted_first_page_query, support_bundle_request_count_query,
+    support_bundle_tombstone_first_page_query, support_bundle_tombstone_summary_query,
 };
 use crate::datastore::executor_status::{
     TaskStatusRow, task_status_of_executor_query, task_status_page_query, task_status_upsert_query,
@@ -237,6 +239,10 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("debug_support_bundle_request_count", &["fm_support_bundle_request_pkey"]),
     ("debug_collected_of", &["fm_collected_resource_pkey"]),
     ("debug_archive_sitrep_id_by_version", &["fm_sitrep_archive_version_key"]),
+    ("debug_alert_tombstone_summary", &["alert_tombstones"]),
+    ("debug_support_bundle_tombstone_summary", &["support_bundle_tombstones"]),
+    ("debug_alert_tombstone_first_page", &["alert_tombstones"]),
+    ("debug_support_bundle_tombstone_first_page", &["support_bundle_tombstones"]),
     ("rendezvous_alert_rows_of", &["alert_pkey"]),
     ("rendezvous_support_bundle_rows_of", &["support_bundle_pkey"]),
     (
@@ -472,6 +478,13 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         ),
         entry!("debug_collected_of", collected_of_query(ids.clone())),
         entry!("debug_archive_sitrep_id_by_version", archive_sitrep_id_by_version_query(7)),
+        entry!("debug_alert_tombstone_summary", alert_tombstone_summary_query()),
+        entry!("debug_support_bundle_tombstone_summary", support_bundle_tombstone_summary_query()),
+        entry!("debug_alert_tombstone_first_page", alert_tombstone_first_page_query(100)),
+        entry!(
+            "debug_support_bundle_tombstone_first_page",
+            support_bundle_tombstone_first_page_query(100)
+        ),
         // History retention.
         entry!("sitrep_prune_history_page", prunable_history_page_query(90, 10)),
         entry!("sitrep_prune_history_entry_by_version", history_entry_by_version_query(11)),

@@ -70,3 +70,47 @@ pub fn archive_sitrep_id_by_version_query(version: i64) -> _ {
         .filter(fm_sitrep_archive::version.eq(version))
         .select(fm_sitrep_archive::sitrep_id)
 }
+
+/// How many alert tombstones there are and when the oldest was deleted,
+/// by the tombstone-only partial index.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn alert_tombstone_summary_query() -> _ {
+    let count: diesel::dsl::count_star = diesel::dsl::count_star();
+    let oldest: diesel::helper_types::min<alert::time_deleted> =
+        diesel::dsl::min(alert::time_deleted);
+    alert::table.filter(alert::time_deleted.is_not_null()).select((count, oldest))
+}
+
+/// How many support-bundle tombstones there are and when the oldest was
+/// deleted, by the tombstone-only partial index.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_tombstone_summary_query() -> _ {
+    let count: diesel::dsl::count_star = diesel::dsl::count_star();
+    let oldest: diesel::helper_types::min<support_bundle::time_deleted> =
+        diesel::dsl::min(support_bundle::time_deleted);
+    support_bundle::table.filter(support_bundle::time_deleted.is_not_null()).select((count, oldest))
+}
+
+/// The first `limit` alert tombstones in id order, by the tombstone-only
+/// partial index.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn alert_tombstone_first_page_query(limit: i64) -> _ {
+    let columns: AsSelect<AlertRow, Pg> = AlertRow::as_select();
+    alert::table
+        .filter(alert::time_deleted.is_not_null())
+        .order(alert::id)
+        .limit(limit)
+        .select(columns)
+}
+
+/// The first `limit` support-bundle tombstones in id order, by the
+/// tombstone-only partial index.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn support_bundle_tombstone_first_page_query(limit: i64) -> _ {
+    let columns: AsSelect<SupportBundleRow, Pg> = SupportBundleRow::as_select();
+    support_bundle::table
+        .filter(support_bundle::time_deleted.is_not_null())
+        .order(support_bundle::id)
+        .limit(limit)
+        .select(columns)
+}
