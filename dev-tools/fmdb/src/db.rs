@@ -12,9 +12,9 @@
 //! any write with SQLSTATE 25006 (`read_only_sql_transaction`).
 
 use crate::{CliError, Context, Exit};
-use fm_db_queries::datastore::PoolConfig;
+use fm_db_queries::datastore::{PoolConfig, PooledConnection};
 use fm_db_queries::migration::SCHEMA_VERSION;
-use fm_db_queries::{DataStore, OpContext, Role};
+use fm_db_queries::{Action, DataStore, OpContext, Role};
 use std::path::Path;
 use std::time::Duration;
 
@@ -49,6 +49,20 @@ pub struct Db {
     pub datastore: DataStore,
     /// The operation context: viewer for reads, operator for writes.
     pub opctx: OpContext,
+}
+
+impl Db {
+    /// A connection for reading, with the context's authorization checked.
+    ///
+    /// # Errors
+    ///
+    /// When the pool has no connection to give.
+    pub async fn conn(&self) -> Result<PooledConnection<'_>, CliError> {
+        self.datastore
+            .pool_connection_authorized(&self.opctx, Action::Read)
+            .await
+            .map_err(|e| CliError::database("taking a database connection", &e))
+    }
 }
 
 /// Where the URL came from, for messages.

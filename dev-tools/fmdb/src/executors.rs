@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use fm_db_queries::Action;
 use fm_db_queries::datastore::sitrep::sitrep_metadata_query;
 use fm_db_queries::model::SitrepRow;
 use nexus_fm::driver::PanickedActivationStatus;
@@ -150,11 +149,7 @@ pub async fn run(ctx: &Context, args: ExecutorsArgs) -> Result<Exit, CliError> {
     let current = match entry {
         None => None,
         Some(entry) => {
-            let mut conn = db
-                .datastore
-                .pool_connection_authorized(&db.opctx, Action::Read)
-                .await
-                .map_err(|e| CliError::database("connecting", &e))?;
+            let mut conn = db.conn().await?;
             let row: Option<SitrepRow> = sitrep_metadata_query(entry.sitrep_id.into_untyped())
                 .get_result(&mut *conn)
                 .await

@@ -8,7 +8,6 @@ use crate::db::{Access, open};
 use crate::output::{print_json, table};
 use crate::{CliError, Context, Exit};
 use clap::Args;
-use fm_db_queries::Action;
 use fm_db_queries::catalogue::catalogue;
 use fm_db_queries::explain::check_no_seq_scan;
 use serde::Serialize;
@@ -68,11 +67,7 @@ pub async fn run(ctx: &Context, args: ExplainArgs) -> Result<Exit, CliError> {
         }
     }
     let db = open(ctx, Access::ReadOnly).await?;
-    let mut conn = db
-        .datastore
-        .pool_connection_authorized(&db.opctx, Action::Read)
-        .await
-        .map_err(|e| CliError::database("connecting", &e))?;
+    let mut conn = db.conn().await?;
     let mut views = Vec::with_capacity(entries.len());
     for entry in &entries {
         let view = match entry.explain(&mut conn, &ctx.log).await {

@@ -19,6 +19,7 @@ pub mod explain;
 pub mod output;
 pub mod resources;
 pub mod sitrep;
+pub mod tombstones;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -132,6 +133,9 @@ pub enum Command {
     SupportBundle(resources::ResourceCommand),
     /// The current sitrep and what every executor's tasks last did.
     Executors(executors::ExecutorsArgs),
+    /// Per type, the tombstones not yet swept and the oldest one's age
+    /// (--list: each one). The dry run of the next sweep is not computed yet.
+    Tombstones(tombstones::TombstonesArgs),
     /// The plan of every catalogued production query (or one), flagging
     /// sequential scans; exits 1 if any is flagged.
     Explain(explain::ExplainArgs),
@@ -203,6 +207,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             resources::run(&ctx, nexus_fm_types::ResourceType::SupportBundle, command).await
         }
         Command::Executors(args) => executors::run(&ctx, args).await,
+        Command::Tombstones(args) => tombstones::run(&ctx, args).await,
         Command::Explain(args) => explain::run(&ctx, args).await,
     }
 }

@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use fm_db_queries::Action;
 use fm_db_queries::datastore::alert::{
     AlertRow, Deleted, alert_get_including_deleted_query, alert_page_query, provenance_from_columns,
 };
@@ -309,11 +308,7 @@ async fn list(
     include_deleted: bool,
 ) -> Result<Exit, CliError> {
     let limit = i64::from(ctx.global.fetch_limit);
-    let mut conn = db
-        .datastore
-        .pool_connection_authorized(&db.opctx, Action::Read)
-        .await
-        .map_err(|e| CliError::database("connecting", &e))?;
+    let mut conn = db.conn().await?;
     let context = || format!("listing {}s", noun(resource));
     let mut views: Vec<ResourceView> = match (resource, include_deleted) {
         (ResourceType::Alert, false) => alert_page_query(None, limit + 1)
@@ -362,11 +357,7 @@ async fn show(
     id: Uuid,
     include_deleted: bool,
 ) -> Result<Exit, CliError> {
-    let mut conn = db
-        .datastore
-        .pool_connection_authorized(&db.opctx, Action::Read)
-        .await
-        .map_err(|e| CliError::database("connecting", &e))?;
+    let mut conn = db.conn().await?;
     let context = || format!("reading {} {id}", noun(resource));
     let view: Option<ResourceView> = match resource {
         ResourceType::Alert => alert_get_including_deleted_query(id)

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use fm_db_queries::Action;
 use fm_db_queries::datastore::debug::{
     alert_request_count_query, archive_sitrep_id_by_version_query, collected_of_query,
     support_bundle_request_count_query,
@@ -219,11 +218,7 @@ async fn history(ctx: &Context, db: &Db) -> Result<Exit, CliError> {
         .map_err(|e| db_error("listing the sitrep history", &e))?;
     let cut = entries.len() > limit as usize;
     entries.truncate(limit as usize);
-    let mut conn = db
-        .datastore
-        .pool_connection_authorized(&db.opctx, Action::Read)
-        .await
-        .map_err(|e| db_error("connecting", &e))?;
+    let mut conn = db.conn().await?;
     let mut rows = Vec::with_capacity(entries.len());
     for entry in entries {
         let id = entry.sitrep_id.into_untyped();
@@ -365,11 +360,7 @@ async fn resolve(db: &Db, selector: Selector, text: &str) -> Result<Resolved, Cl
             )),
         },
         Selector::Version(version) => {
-            let mut conn = db
-                .datastore
-                .pool_connection_authorized(&db.opctx, Action::Read)
-                .await
-                .map_err(|e| db_error("connecting", &e))?;
+            let mut conn = db.conn().await?;
             if let Some(row) = history_entry_by_version_query(version)
                 .get_result(&mut *conn)
                 .await
@@ -422,11 +413,7 @@ async fn resolve(db: &Db, selector: Selector, text: &str) -> Result<Resolved, Cl
                 }
                 Err(e) => return Err(db_error("reading the archive", &e)),
             }
-            let mut conn = db
-                .datastore
-                .pool_connection_authorized(&db.opctx, Action::Read)
-                .await
-                .map_err(|e| db_error("connecting", &e))?;
+            let mut conn = db.conn().await?;
             let row: Option<SitrepRow> = sitrep_metadata_query(id.into_untyped())
                 .get_result(&mut *conn)
                 .await
@@ -656,11 +643,7 @@ async fn resource_states(
         states.insert(id, if deleted { ResourceState::Tombstone } else { ResourceState::Live });
     }
     let missing: Vec<Uuid> = ids.iter().filter(|id| !states.contains_key(id)).copied().collect();
-    let mut conn = db
-        .datastore
-        .pool_connection_authorized(&db.opctx, Action::Read)
-        .await
-        .map_err(|e| db_error("connecting", &e))?;
+    let mut conn = db.conn().await?;
     for chunk in missing.chunks(LOOKUP_CHUNK) {
         let swept: Vec<(Uuid, String)> = collected_of_query(chunk.to_vec())
             .load(&mut *conn)

@@ -359,6 +359,7 @@ fn help_of_every_command() {
         ("help_support_bundle_show", &["support-bundle", "show", "--help"]),
         ("help_support_bundle_delete", &["support-bundle", "delete", "--help"]),
         ("help_executors", &["executors", "--help"]),
+        ("help_tombstones", &["tombstones", "--help"]),
         ("help_explain", &["explain", "--help"]),
     ] {
         assert_eq!(snapshot(name, None, args), 0, "{name}");
@@ -453,6 +454,8 @@ async fn every_command_on_a_seeded_database() {
         ),
         ("support_bundle_show", vec!["support-bundle".into(), "show".into(), b(2)]),
         ("executors", vec!["executors".into()]),
+        ("tombstones", vec!["tombstones".into()]),
+        ("tombstones_list", vec!["tombstones".into(), "--list".into()]),
         ("explain_one", vec!["explain".into(), "sitrep_current_history_entry".into()]),
         ("explain_unknown", vec!["explain".into(), "no_such_query".into()]),
     ];
