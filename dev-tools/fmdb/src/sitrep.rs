@@ -297,8 +297,8 @@ pub enum Location {
     },
     /// Pruned from the history, kept in `fm_sitrep_archive`.
     Archived {
-        /// The version it had.
-        version: i64,
+        /// The version it had (`None` if its archive entry cannot be read).
+        version: Option<i64>,
     },
     /// A sitrep row without a history entry: it never became current.
     Unknown,
@@ -314,8 +314,11 @@ impl std::fmt::Display for Location {
                     "in the history at version {version} (current: version {current_version})"
                 )
             }
-            Location::Archived { version } => {
+            Location::Archived { version: Some(version) } => {
                 write!(f, "archived (was version {version}; pruned from the history)")
+            }
+            Location::Archived { version: None } => {
+                write!(f, "archived (pruned from the history; its archive entry cannot be read)")
             }
             Location::Unknown => {
                 write!(
@@ -377,7 +380,7 @@ async fn resolve(db: &Db, selector: Selector, text: &str) -> Result<Resolved, Cl
             {
                 return Ok(Resolved {
                     id: SitrepUuid::from_untyped(id),
-                    location: Location::Archived { version },
+                    location: Location::Archived { version: Some(version) },
                 });
             }
             Err(CliError::new(
@@ -402,14 +405,14 @@ async fn resolve(db: &Db, selector: Selector, text: &str) -> Result<Resolved, Cl
                 Ok(archived) => {
                     return Ok(Resolved {
                         id,
-                        location: Location::Archived { version: archived.version.as_i64() },
+                        location: Location::Archived { version: Some(archived.version.as_i64()) },
                     });
                 }
                 Err(fm_db_queries::Error::NotFound { .. }) => (),
                 // An entry that does not decode is still an archive entry:
                 // `load` shows what is wrong with it.
                 Err(fm_db_queries::Error::BadData { .. }) => {
-                    return Ok(Resolved { id, location: Location::Archived { version: 0 } });
+                    return Ok(Resolved { id, location: Location::Archived { version: None } });
                 }
                 Err(e) => return Err(db_error("reading the archive", &e)),
             }
@@ -535,7 +538,7 @@ async fn load(
         view.source = "archive";
         match db.datastore.sitrep_archive_read(&db.opctx, id).await {
             Ok(archived) => {
-                view.location = Location::Archived { version: archived.version.as_i64() };
+                view.location = Location::Archived { version: Some(archived.version.as_i64()) };
                 view.time_made_current = Some(archived.time_made_current);
                 view.time_archived = Some(archived.time_archived);
                 let a = archived.archive;
@@ -806,12 +809,12 @@ pub struct SitrepDiff {
     pub alert_generation: GenerationMove,
     /// The support-bundle generation.
     pub support_bundle_generation: GenerationMove,
-    /// Cases.
-    pub cases: SetDiff,
-    /// Alert requests.
-    pub alert_requests: SetDiff,
-    /// Support-bundle requests.
-    pub support_bundle_requests: SetDiff,
+    /// Cases (`None`: a side's contents are unknown).
+    pub cases: Option<SetDiff>,
+    /// Alert requests (`None`: a side's contents are unknown).
+    pub alert_requests: Option<SetDiff>,
+    /// Support-bundle requests (`None`: a side's contents are unknown).
+    pub support_bundle_requests: Option<SetDiff>,
     /// Caveats (e.g. a truncated archive).
     pub notes: Vec<String>,
 }
@@ -820,14 +823,18 @@ fn diff(a: &SitrepView, b: &SitrepView) -> SitrepDiff {
     let generation =
         |v: &SitrepView, r: ResourceType| v.metadata.as_ref().map(|m| m.generation(r).as_i64());
     let mut notes = Vec::new();
+    let mut known = true;
     for v in [a, b] {
-        if matches!(
-            v.archive,
-            Some(ArchiveCompleteness::Truncated(_) | ArchiveCompleteness::Failed { .. })
-        ) || v.metadata.is_none()
-        {
+        if matches!(v.archive, Some(ArchiveCompleteness::Failed { .. })) || v.metadata.is_none() {
+            known = false;
             notes.push(format!(
-                "sitrep {} is only partly known (its archive entry is incomplete): ids it left \
+                "the contents of sitrep {} are unknown (its archive entry is a failure record or \
+                 cannot be read): cases and requests are not compared",
+                v.id
+            ));
+        } else if matches!(v.archive, Some(ArchiveCompleteness::Truncated(_))) {
+            notes.push(format!(
+                "sitrep {} is only partly known (its archive entry is truncated): ids it left \
                  out are not compared",
                 v.id
             ));
@@ -844,18 +851,21 @@ fn diff(a: &SitrepView, b: &SitrepView) -> SitrepDiff {
             from: generation(a, ResourceType::SupportBundle),
             to: generation(b, ResourceType::SupportBundle),
         },
-        cases: set_diff(
-            a.cases.iter().map(|c| c.id.into_untyped()),
-            b.cases.iter().map(|c| c.id.into_untyped()),
-        ),
-        alert_requests: set_diff(
-            a.alert_requests.iter().map(|r| r.id),
-            b.alert_requests.iter().map(|r| r.id),
-        ),
-        support_bundle_requests: set_diff(
-            a.support_bundle_requests.iter().map(|r| r.id),
-            b.support_bundle_requests.iter().map(|r| r.id),
-        ),
+        cases: known.then(|| {
+            set_diff(
+                a.cases.iter().map(|c| c.id.into_untyped()),
+                b.cases.iter().map(|c| c.id.into_untyped()),
+            )
+        }),
+        alert_requests: known.then(|| {
+            set_diff(a.alert_requests.iter().map(|r| r.id), b.alert_requests.iter().map(|r| r.id))
+        }),
+        support_bundle_requests: known.then(|| {
+            set_diff(
+                a.support_bundle_requests.iter().map(|r| r.id),
+                b.support_bundle_requests.iter().map(|r| r.id),
+            )
+        }),
         notes,
     }
 }
@@ -870,6 +880,10 @@ fn print_diff(d: &SitrepDiff) {
         ("alert requests", &d.alert_requests),
         ("support bundle requests", &d.support_bundle_requests),
     ] {
+        let Some(set) = set else {
+            println!("{title}: unknown");
+            continue;
+        };
         println!("{title}: {} added, {} removed", set.added.len(), set.removed.len());
         for id in &set.added {
             println!("  + {id}");

@@ -581,3 +581,77 @@ async fn read_commands_run_in_read_only_transactions() {
     );
     assert_eq!(fm_table_checksums(env.db.url()).await, before);
 }
+
+#[tokio::test]
+async fn without_a_url_the_embedded_database_of_fmd_is_found() {
+    // A data directory as fmd lays it out, with its embedded server running
+    // (started the way fmd starts it). Its parent must be open to the
+    // server's user, so it is made here rather than by `tempfile`.
+    let dir = std::env::temp_dir().join(format!("fmdb-embedded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = fm_integration_tests::test_log();
+    let options = nexus_fm::embedded::EmbeddedOptions {
+        data_dir: Some(dir.join(nexus_fm::fmd::EMBEDDED_CLUSTER_DIR)),
+        port: None,
+        tcp: false,
+        fast_and_unsafe: true,
+    };
+    let database = nexus_fm::embedded::EmbeddedDatabase::start(&log, options).await.unwrap();
+    let data_dir = dir.to_str().unwrap();
+    let (code, stdout, stderr) = fmdb(None, &["--data-dir", data_dir, "sitrep", "history"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "the history is empty: no sitrep has been published\n"),
+        "{stderr}"
+    );
+    tokio::task::spawn_blocking(move || database.stop()).await.unwrap().unwrap();
+    // Stopped: fmdb says how to start it, and starts nothing itself.
+    let (code, _, stderr) = fmdb(None, &["--data-dir", data_dir, "sitrep", "history"]);
+    assert_eq!(code, 6, "{stderr}");
+    assert!(stderr.contains("no embedded database running"), "{stderr}");
+    assert!(!dir.join("postgres/postmaster.pid").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn bad_data_is_shown_and_the_command_carries_on() {
+    let env = TestEnv::new().await;
+    seed(&env).await;
+    let client = fm_dev::connect(env.db.url()).await.unwrap();
+    // An archive failure record (metadata only), an archive entry that is
+    // not in the archive's JSON form, and a status no task writes.
+    client
+        .batch_execute(
+            "INSERT INTO fm_sitrep_archive VALUES \
+               ('00000000-0000-4000-8000-000000005190', 90, '2026-11-21T11:00:00Z', \
+                '2026-11-21T11:30:00Z', \
+                '{\"metadata\": null, \"cases\": [], \"alert_requests\": [], \
+                  \"support_bundle_requests\": [], \
+                  \"archive\": {\"status\": \"failed\", \"error\": \"reading cases: boom\"}}'), \
+               ('00000000-0000-4000-8000-000000005191', 91, '2026-11-21T11:01:00Z', \
+                '2026-11-21T11:30:00Z', '{\"not\": \"an archive\"}'); \
+             INSERT INTO fm_executor_task_status VALUES \
+               ('00000000-0000-4000-8000-0000000000e3', 'fm_rendezvous', 1, \
+                '2026-11-21T12:59:00Z', 5, '{\"outcome\": 5}');",
+        )
+        .await
+        .unwrap();
+    let url = Some(env.db.url());
+    assert_eq!(snapshot("bad_archive_failure_record", url, &["sitrep", "show", "v90"]), 0);
+    assert_eq!(
+        snapshot(
+            "bad_archive_undecodable",
+            url,
+            &["sitrep", "show", "00000000-0000-4000-8000-000000005191"]
+        ),
+        0
+    );
+    assert_eq!(snapshot("bad_archive_diff", url, &["sitrep", "diff", "v90", "current"]), 0);
+    let (code, stdout, stderr) = fmdb(url, &["executors", "--now", NOW]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("fm_rendezvous (activation 1)")
+            && stdout.contains("status not understood (invalid type: integer `5`"),
+        "{stdout}"
+    );
+}
