@@ -295,7 +295,9 @@ where
     if let (true, Some(_), Ok(report)) = (config.keep, &database, &result) {
         // The caller prints the summary only when the demo returns, after
         // the database is gone: print it now, with how to inspect it.
-        println!("{report}");
+        let mut shown = report.clone();
+        shown.elapsed = clock.elapsed();
+        println!("{shown}");
         println!("the database stays up until Ctrl-C; inspect it with fmdb:");
         println!("  {}", fmdb_command_line(&url));
         let _ = interrupt.guard(std::future::pending::<()>()).await;
