@@ -457,6 +457,10 @@ async fn every_command_on_a_seeded_database() {
         ("tombstones", vec!["tombstones".into()]),
         ("tombstones_list", vec!["tombstones".into(), "--list".into()]),
         ("explain_one", vec!["explain".into(), "sitrep_current_history_entry".into()]),
+        (
+            "explain_one_json",
+            vec!["explain".into(), "sitrep_current_history_entry".into(), "--json".into()],
+        ),
         ("explain_unknown", vec!["explain".into(), "no_such_query".into()]),
     ];
     // Not found: a hidden tombstone, a swept alert; an unknown query name.
