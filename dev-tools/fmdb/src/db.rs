@@ -68,7 +68,10 @@ impl Db {
 /// Where the URL came from, for messages.
 fn resolve_url(ctx: &Context) -> Result<(String, String), CliError> {
     if let Some(url) = &ctx.global.db_url {
-        return Ok((url.clone(), "--db-url / FM_DB_URL".to_string()));
+        return Ok((
+            url.clone(),
+            "from --db-url / FM_DB_URL; check the URL and that the server is running".to_string(),
+        ));
     }
     let cluster = ctx.global.data_dir.join(nexus_fm::fmd::EMBEDDED_CLUSTER_DIR);
     let how = format!(
@@ -135,12 +138,12 @@ pub async fn open_url(
         Err(fm_db_queries::Error::SchemaVersion { found, expected }) => {
             return Err(schema_error(found, expected));
         }
-        Err(e @ fm_db_queries::Error::Connect(_)) => {
+        Err(fm_db_queries::Error::Connect(cause)) => {
             return Err(CliError::new(
                 Exit::Unreachable,
                 format!(
-                    "cannot connect to the database ({source}): {}",
-                    fm_db_queries::error::error_chain(&e)
+                    "cannot connect to the database: {} ({source})",
+                    fm_db_queries::error::error_chain(&cause)
                 ),
             ));
         }

@@ -104,6 +104,30 @@ fn provenance(case: Option<Uuid>, sitrep: Option<Uuid>, generation: Option<i64>)
     }
 }
 
+/// The columns only one resource type has.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Details {
+    /// An alert.
+    Alert {
+        /// Its class.
+        class: String,
+        /// When it was dispatched (`None` while queued).
+        time_dispatched: Option<DateTime<Utc>>,
+    },
+    /// A support bundle.
+    SupportBundle {
+        /// Why it was wanted.
+        reason: String,
+        /// Its lifecycle state, as stored.
+        state: String,
+        /// The executor collecting it.
+        assigned_executor: Option<Uuid>,
+        /// The operator's comment.
+        user_comment: Option<String>,
+    },
+}
+
 /// An alert or a support bundle, as stored.
 #[derive(Clone, Debug, Serialize)]
 pub struct ResourceView {
@@ -115,24 +139,8 @@ pub struct ResourceView {
     pub time_deleted: Option<DateTime<Utc>>,
     /// When it was created.
     pub time_created: DateTime<Utc>,
-    /// Alert class (alerts).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub class: Option<String>,
-    /// When it was dispatched (alerts).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time_dispatched: Option<DateTime<Utc>>,
-    /// Why it was wanted (bundles).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Lifecycle state as stored (bundles).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    /// The collecting executor (bundles).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub assigned_executor: Option<Uuid>,
-    /// The operator's comment (bundles).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_comment: Option<String>,
+    /// What only its type has.
+    pub details: Details,
     /// The payload (alerts) or data selection (bundles).
     pub payload: serde_json::Value,
     /// Where it came from.
@@ -157,12 +165,7 @@ impl From<AlertRow> for ResourceView {
             deleted: time_deleted.is_some(),
             time_deleted,
             time_created,
-            class: Some(class),
-            time_dispatched,
-            reason: None,
-            state: None,
-            assigned_executor: None,
-            user_comment: None,
+            details: Details::Alert { class, time_dispatched },
             payload,
             provenance: provenance(fm_case_id, fm_sitrep_id, fm_generation),
         }
@@ -189,12 +192,7 @@ impl From<SupportBundleRow> for ResourceView {
             deleted: time_deleted.is_some(),
             time_deleted,
             time_created,
-            class: None,
-            time_dispatched: None,
-            reason: Some(reason),
-            state: Some(state),
-            assigned_executor,
-            user_comment,
+            details: Details::SupportBundle { reason, state, assigned_executor, user_comment },
             payload: data_selection,
             provenance: provenance(fm_case_id, fm_sitrep_id, fm_generation),
         }
@@ -272,14 +270,15 @@ struct ListRow {
 }
 
 fn list_row(v: &ResourceView) -> ListRow {
-    let state = match (&v.state, v.deleted) {
-        (_, true) => "DELETED (tombstone)".to_string(),
-        (Some(state), false) => format!("live ({state})"),
-        (None, false) => match v.time_dispatched {
-            Some(_) => "live (dispatched)".to_string(),
-            None => "live (queued)".to_string(),
-        },
+    let (state, what) = match &v.details {
+        Details::Alert { class, time_dispatched } => (
+            if time_dispatched.is_some() { "live (dispatched)" } else { "live (queued)" }
+                .to_string(),
+            class.clone(),
+        ),
+        Details::SupportBundle { reason, state, .. } => (format!("live ({state})"), reason.clone()),
     };
+    let state = if v.deleted { "DELETED (tombstone)".to_string() } else { state };
     let (case, sitrep, generation) = match &v.provenance {
         Provenance::FaultManagement { case_id, sitrep_id, generation } => {
             (case_id.to_string(), sitrep_id.to_string(), generation.to_string())
@@ -294,7 +293,7 @@ fn list_row(v: &ResourceView) -> ListRow {
         state,
         time_deleted: opt_time(v.time_deleted.as_ref()),
         created: time(&v.time_created),
-        what: v.class.clone().or_else(|| v.reason.clone()).unwrap_or_default(),
+        what,
         case,
         sitrep,
         generation,
@@ -413,15 +412,17 @@ async fn show(
         println!("  state:             live");
     }
     println!("  created:           {}", time(&view.time_created));
-    if let Some(class) = &view.class {
-        println!("  class:             {class}");
-        println!("  dispatched:        {}", opt_time(view.time_dispatched.as_ref()));
-    }
-    if let Some(reason) = &view.reason {
-        println!("  reason:            {reason}");
-        println!("  bundle state:      {}", opt(view.state.as_ref()));
-        println!("  assigned executor: {}", opt(view.assigned_executor));
-        println!("  user comment:      {}", opt(view.user_comment.as_ref()));
+    match &view.details {
+        Details::Alert { class, time_dispatched } => {
+            println!("  class:             {class}");
+            println!("  dispatched:        {}", opt_time(time_dispatched.as_ref()));
+        }
+        Details::SupportBundle { reason, state, assigned_executor, user_comment } => {
+            println!("  reason:            {reason}");
+            println!("  bundle state:      {state}");
+            println!("  assigned executor: {}", opt(assigned_executor.as_ref()));
+            println!("  user comment:      {}", opt(user_comment.as_ref()));
+        }
     }
     match &view.provenance {
         Provenance::FaultManagement { case_id, sitrep_id, generation } => {
@@ -441,7 +442,10 @@ async fn show(
             );
         }
     }
-    let label = if view.class.is_some() { "payload" } else { "data selection" };
+    let label = match view.details {
+        Details::Alert { .. } => "payload",
+        Details::SupportBundle { .. } => "data selection",
+    };
     println!(
         "  {label}:{}{}",
         " ".repeat(18 - label.len()),
