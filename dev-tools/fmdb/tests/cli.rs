@@ -651,6 +651,44 @@ async fn bad_data_is_shown_and_the_command_carries_on() {
         0
     );
     assert_eq!(snapshot("bad_archive_diff", url, &["sitrep", "diff", "v90", "current"]), 0);
+    // A truncated archive entry; a sitrep row that never became current.
+    client
+        .batch_execute(
+            "INSERT INTO fm_sitrep_archive VALUES \
+               ('00000000-0000-4000-8000-000000005192', 92, '2026-11-21T11:02:00Z', \
+                '2026-11-21T11:30:00Z', \
+                '{\"metadata\": {\"id\": \"00000000-0000-4000-8000-000000005192\", \
+                    \"parent_sitrep_id\": null, \
+                    \"creator_id\": \"00000000-0000-4000-8000-0000000000e1\", \
+                    \"time_created\": \"2026-11-21T11:00:00Z\", \"comment\": \"big\", \
+                    \"alert_generation\": 1, \"support_bundle_generation\": 1}, \
+                  \"cases\": [], \
+                  \"alert_requests\": [{\"id\": \"00000000-0000-4000-8000-00000000a1ff\", \
+                    \"case_id\": \"00000000-0000-4000-8000-00000000ca5e\", \
+                    \"requested_sitrep_id\": \"00000000-0000-4000-8000-000000005192\", \
+                    \"class\": \"hw.big\", \"payload\": null, \
+                    \"payload_omitted_bytes\": 70000}], \
+                  \"support_bundle_requests\": [], \
+                  \"archive\": {\"status\": \"truncated\", \"max_bytes\": 4194304, \
+                    \"max_field_bytes\": 16384, \"cases_omitted\": 1, \
+                    \"alert_requests_omitted\": 2, \"support_bundle_requests_omitted\": 0, \
+                    \"alert_payloads_omitted\": 1, \
+                    \"support_bundle_data_selections_omitted\": 0}}'); \
+             INSERT INTO fm_sitrep VALUES ('00000000-0000-4000-8000-000000005199', \
+               '00000000-0000-4000-8000-000000005174', '00000000-0000-4000-8000-0000000000e1', \
+               '2026-11-21T12:50:00Z', 'never published', 5, 3);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(snapshot("bad_archive_truncated", url, &["sitrep", "show", "v92"]), 0);
+    assert_eq!(
+        snapshot(
+            "sitrep_show_never_current",
+            url,
+            &["sitrep", "show", "00000000-0000-4000-8000-000000005199"]
+        ),
+        0
+    );
     let (code, stdout, stderr) = fmdb(url, &["executors", "--now", NOW]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -658,4 +696,14 @@ async fn bad_data_is_shown_and_the_command_carries_on() {
             && stdout.contains("status not understood (invalid type: integer `5`"),
         "{stdout}"
     );
+    // A history entry whose sitrep row is gone: the history shows it as
+    // such and goes on.
+    client
+        .batch_execute(
+            "INSERT INTO fm_sitrep_history VALUES \
+               (5, '00000000-0000-4000-8000-000000005198', '2026-11-21T12:55:00Z')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(snapshot("bad_history_missing_row", url, &["sitrep", "history"]), 0);
 }
