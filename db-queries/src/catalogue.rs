@@ -17,6 +17,12 @@ use crate::datastore::alert::{
     alert_get_including_deleted_query, alert_get_query, alert_hard_delete_query,
     alert_mark_dispatched_query, alert_page_query, alert_tombstone_query,
 };
+use crate::datastore::debug::{
+    alert_including_deleted_first_page_query, alert_tombstone_first_page_query,
+    alert_tombstone_summary_query, archive_sitrep_id_by_version_query, collected_of_query,
+    support_bundle_including_deleted_first_page_query, support_bundle_tombstone_first_page_query,
+    support_bundle_tombstone_summary_query,
+};
 use crate::datastore::executor_status::{
     TaskStatusRow, task_status_of_executor_query, task_status_page_query, task_status_upsert_query,
 };
@@ -270,6 +276,15 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
             "fm_collected_resource_pkey",
         ],
     ),
+    // Reads of the debug CLI (datastore/debug.rs).
+    ("debug_alert_including_deleted_first_page", &["alert_pkey"]),
+    ("debug_support_bundle_including_deleted_first_page", &["support_bundle_pkey"]),
+    ("debug_collected_of", &["fm_collected_resource_pkey"]),
+    ("debug_archive_sitrep_id_by_version", &["fm_sitrep_archive_version_key"]),
+    ("debug_alert_tombstone_summary", &["alert_tombstones"]),
+    ("debug_support_bundle_tombstone_summary", &["support_bundle_tombstones"]),
+    ("debug_alert_tombstone_first_page", &["alert_tombstones"]),
+    ("debug_support_bundle_tombstone_first_page", &["support_bundle_tombstones"]),
     ("rendezvous_alert_rows_of", &["alert_pkey"]),
     ("rendezvous_support_bundle_rows_of", &["support_bundle_pkey"]),
     (
@@ -419,6 +434,9 @@ const SWEEP_PAGE: &str = "a page of tombstones, one primary-key probe per tombst
     request table; the sitrep size must not matter";
 const PRUNE_CHILDREN: &str = "deletes one pruned sitrep's children: each row once";
 
+/// Why fmdb's tombstone summary may read every tombstone.
+const DEBUG_TOMBSTONES: &str = "fmdb: counts the tombstones through the tombstone-only index";
+
 /// Why the loader's counts may read one sitrep's rows: it counts them once
 /// per new current sitrep, on the server, returning one row.
 const SUMMARY_COUNT: &str = "the loader counts one sitrep's rows, once per new sitrep";
@@ -430,6 +448,25 @@ pub const ROW_BOUNDS: &[(&str, RowBound, &str)] = &[
     ("db_metadata_exists", RowBound::Point, "catalog lookup by name"),
     ("schema_version", RowBound::Point, "the singleton row"),
     ("sitrep_case_count", RowBound::OneSitrep, SUMMARY_COUNT),
+    ("debug_alert_including_deleted_first_page", PAGE_LIST, "fmdb: one page by primary key"),
+    (
+        "debug_support_bundle_including_deleted_first_page",
+        PAGE_LIST,
+        "fmdb: one page by primary key",
+    ),
+    ("debug_collected_of", RowBound::Point, "fmdb: ledger lookups by primary key"),
+    ("debug_archive_sitrep_id_by_version", RowBound::Point, "fmdb: one archive entry"),
+    // fmdb's tombstone summary counts every tombstone of a type through the
+    // tombstone-only partial index: bounded by the tombstones (far fewer
+    // than the audit's sitrep), never by the live rows.
+    ("debug_alert_tombstone_summary", RowBound::OneSitrep, DEBUG_TOMBSTONES),
+    ("debug_support_bundle_tombstone_summary", RowBound::OneSitrep, DEBUG_TOMBSTONES),
+    ("debug_alert_tombstone_first_page", PAGE_LIST, "fmdb: one page of the tombstone index"),
+    (
+        "debug_support_bundle_tombstone_first_page",
+        PAGE_LIST,
+        "fmdb: one page of the tombstone index",
+    ),
     ("sitrep_alert_request_count", RowBound::OneSitrep, SUMMARY_COUNT),
     ("sitrep_alert_request_new_count", RowBound::OneSitrep, SUMMARY_COUNT),
     ("sitrep_support_bundle_request_count", RowBound::OneSitrep, SUMMARY_COUNT),
@@ -798,6 +835,24 @@ pub fn catalogue_with(p: &CatalogueParams) -> Vec<CatalogueEntry> {
         entry!(
             "sitrep_insert_support_bundle_request_any_of",
             support_bundle_request_any_of_query(ids.clone())
+        ),
+        // Reads of the debug CLI.
+        entry!(
+            "debug_alert_including_deleted_first_page",
+            alert_including_deleted_first_page_query(100)
+        ),
+        entry!(
+            "debug_support_bundle_including_deleted_first_page",
+            support_bundle_including_deleted_first_page_query(100)
+        ),
+        entry!("debug_collected_of", collected_of_query(ids.clone())),
+        entry!("debug_archive_sitrep_id_by_version", archive_sitrep_id_by_version_query(7)),
+        entry!("debug_alert_tombstone_summary", alert_tombstone_summary_query()),
+        entry!("debug_support_bundle_tombstone_summary", support_bundle_tombstone_summary_query()),
+        entry!("debug_alert_tombstone_first_page", alert_tombstone_first_page_query(100)),
+        entry!(
+            "debug_support_bundle_tombstone_first_page",
+            support_bundle_tombstone_first_page_query(100)
         ),
         // History retention.
         entry!("sitrep_prune_history_page", prunable_history_page_query(90, 10)),

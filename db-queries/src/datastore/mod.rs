@@ -208,6 +208,7 @@ impl bb8::ErrorSink<PoolError> for ConnectionErrorSink {
 }
 
 pub mod alert;
+pub mod debug;
 pub mod executor_status;
 pub mod rendezvous;
 pub mod resource;

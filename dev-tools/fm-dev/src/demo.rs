@@ -146,6 +146,15 @@ pub struct DemoConfig {
     pub deletions_per_sitrep: usize,
     /// How progress is shown.
     pub progress: ProgressMode,
+    /// On the temporary embedded database: after the demo, print the
+    /// summary and the `fmdb` command line that opens the database, and keep
+    /// it running until interrupted (Ctrl-C) instead of removing it at once.
+    pub keep: bool,
+}
+
+/// The command line that opens `fmdb` on the database at `url`.
+pub fn fmdb_command_line(url: &str) -> String {
+    format!("cargo run -p fmdb -- --db-url '{url}' executors")
 }
 
 impl Default for DemoConfig {
@@ -165,6 +174,7 @@ impl Default for DemoConfig {
             max_requests_per_case: 4,
             deletions_per_sitrep: DEFAULT_DELETIONS_PER_SITREP,
             progress: ProgressMode::Auto,
+            keep: false,
         }
     }
 }
@@ -282,6 +292,16 @@ where
 
     let result = run_on(&log, config, &url, description, &interrupt, &progress).await;
     progress.finish();
+    if let (true, Some(_), Ok(report)) = (config.keep, &database, &result) {
+        // The caller prints the summary only when the demo returns, after
+        // the database is gone: print it now, with how to inspect it.
+        let mut shown = report.clone();
+        shown.elapsed = clock.elapsed();
+        println!("{shown}");
+        println!("the database stays up until Ctrl-C; inspect it with fmdb:");
+        println!("  {}", fmdb_command_line(&url));
+        let _ = interrupt.guard(std::future::pending::<()>()).await;
+    }
 
     let stopped = match database {
         None => Ok(()),

@@ -15,7 +15,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
-use fm_dev::demo::{DemoConfig, Interrupted, MAX_EXECUTORS, MIN_EXECUTORS, ProgressMode, run_demo};
+use fm_dev::demo::{
+    DemoConfig, Interrupted, MAX_EXECUTORS, MIN_EXECUTORS, ProgressMode, fmdb_command_line,
+    run_demo,
+};
 use nexus_fm::embedded::{DATABASE, EmbeddedDatabase, EmbeddedOptions};
 use slog::{Drain, Logger, info};
 use tokio::signal::unix::{SignalKind, signal};
@@ -124,6 +127,11 @@ struct DemoArgs {
     /// current sitrep.
     #[arg(long, value_name = "URL")]
     db_url: Option<String>,
+
+    /// Keep the temporary database running after the demo, until Ctrl-C,
+    /// and print the fmdb command line that opens it.
+    #[arg(long, conflicts_with = "db_url")]
+    keep: bool,
 
     /// Executors to run concurrently (2 to 16); the last one lags.
     #[arg(long, value_name = "N", default_value_t = DemoConfig::default().executors,
@@ -259,6 +267,7 @@ fn demo(log: &Logger, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         deletions_per_sitrep: args.deletions_per_sitrep,
         keep_sitreps: args.keep_sitreps,
         progress: ProgressMode::Auto,
+        keep: args.keep,
         ..DemoConfig::default()
     };
     println!(
@@ -287,7 +296,16 @@ fn demo(log: &Logger, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     // (a blocking task); the server it started is stopped as it is dropped.
     drop(runtime);
     let report = result?;
-    println!("{report}");
+    if !args.keep {
+        println!("{report}");
+    }
+    match &args.db_url {
+        Some(url) => println!("inspect the database with fmdb: {}", fmdb_command_line(url)),
+        None if !args.keep => println!(
+            "the demo's temporary database is gone; run with --keep to inspect it with fmdb"
+        ),
+        None => {}
+    }
     if report.verification.passed() {
         Ok(ExitCode::SUCCESS)
     } else {

@@ -1,0 +1,1 @@
+SELECT "alert"."id", "alert"."class", "alert"."payload", "alert"."time_created", "alert"."time_dispatched", "alert"."fm_case_id", "alert"."fm_sitrep_id", "alert"."fm_generation", "alert"."time_deleted" FROM "alert" ORDER BY "alert"."id" LIMIT $1 -- binds: [100]

@@ -1,0 +1,1 @@
+SELECT "fm_collected_resource"."id", "fm_collected_resource"."resource_type" FROM "fm_collected_resource" WHERE ("fm_collected_resource"."id" = ANY($1)) -- binds: [[1d000000-0000-4000-8000-000000000002, 1d000000-0000-4000-8000-000000000003]]
