@@ -252,12 +252,7 @@ impl QueryFragment<Pg> for GuardedCreateQuery {
             out.push_sql(&format!(" AND r.{request_id} > "));
             out.push_bind_param::<SqlUuid, _>(after)?;
         }
-        // Ordered by the whole primary key, so that the planner walks it
-        // (a sort of the sitrep's rows, or an id-ordered walk that filters
-        // on the sitrep, would read far more than one page).
-        out.push_sql(&format!(
-            " AND (SELECT current FROM guard) ORDER BY r.{request_sitrep_id}, r.{request_id} LIMIT "
-        ));
+        out.push_sql(&format!(" AND (SELECT current FROM guard) ORDER BY r.{request_id} LIMIT "));
         out.push_bind_param::<BigInt, _>(&self.limit)?;
         out.push_sql("), ");
         // Per request: its row (live or tombstone) and its ledger entry,

@@ -626,9 +626,7 @@ macro_rules! fm_resource_page_statements {
             $table::table
                 .filter($table::fm_case_id.eq(case_id))
                 .filter($table::time_deleted.is_null())
-                // The whole key of the case index, so that the planner walks
-                // it rather than the primary key with a filter.
-                .order(($table::fm_case_id, $table::id))
+                .order($table::id)
                 .limit(limit)
                 .select(columns)
         }

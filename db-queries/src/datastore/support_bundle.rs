@@ -616,7 +616,7 @@ pub mod page_statements {
         support_bundle::table
             .filter(support_bundle::assigned_executor.eq(executor))
             .filter(support_bundle::time_deleted.is_null())
-            .order((support_bundle::assigned_executor, support_bundle::id))
+            .order(support_bundle::id)
             .limit(limit)
             .select(columns)
     }
@@ -639,7 +639,7 @@ pub mod page_statements {
         support_bundle::table
             .filter(support_bundle::assigned_executor.eq(executor))
             .filter(support_bundle::time_deleted.is_null())
-            .order((support_bundle::assigned_executor, support_bundle::id))
+            .order(support_bundle::id)
             .limit(limit)
             .select(support_bundle::id)
     }

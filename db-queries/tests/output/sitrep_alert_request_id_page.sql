@@ -1,1 +1,1 @@
-SELECT "fm_alert_request"."id" FROM "fm_alert_request" WHERE (("fm_alert_request"."sitrep_id" = $1) AND ("fm_alert_request"."id" > $2)) ORDER BY "fm_alert_request"."sitrep_id", "fm_alert_request"."id" LIMIT $3 -- binds: [51750000-0000-4000-8000-000000000001, 1d000000-0000-4000-8000-000000000002, 1000]
+SELECT "fm_alert_request"."id" FROM "fm_alert_request" WHERE (("fm_alert_request"."sitrep_id" = $1) AND ("fm_alert_request"."id" > $2)) ORDER BY "fm_alert_request"."id" LIMIT $3 -- binds: [51750000-0000-4000-8000-000000000001, 1d000000-0000-4000-8000-000000000002, 1000]

@@ -1,1 +1,1 @@
-SELECT "fm_support_bundle_request"."id" FROM "fm_support_bundle_request" WHERE ("fm_support_bundle_request"."sitrep_id" = $1) ORDER BY "fm_support_bundle_request"."sitrep_id", "fm_support_bundle_request"."id" LIMIT $2 -- binds: [51750000-0000-4000-8000-000000000001, 1000]
+SELECT "fm_support_bundle_request"."id" FROM "fm_support_bundle_request" WHERE ("fm_support_bundle_request"."sitrep_id" = $1) ORDER BY "fm_support_bundle_request"."id" LIMIT $2 -- binds: [51750000-0000-4000-8000-000000000001, 1000]

@@ -1,1 +1,1 @@
-SELECT "support_bundle"."id" FROM "support_bundle" WHERE (("support_bundle"."assigned_executor" = $1) AND ("support_bundle"."time_deleted" IS NULL)) ORDER BY "support_bundle"."assigned_executor", "support_bundle"."id" LIMIT $2 -- binds: [1d000000-0000-4000-8000-000000000002, 1000]
+SELECT "support_bundle"."id" FROM "support_bundle" WHERE (("support_bundle"."assigned_executor" = $1) AND ("support_bundle"."time_deleted" IS NULL)) ORDER BY "support_bundle"."id" LIMIT $2 -- binds: [1d000000-0000-4000-8000-000000000002, 1000]

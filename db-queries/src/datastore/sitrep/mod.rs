@@ -263,7 +263,7 @@ pub mod page_statements {
         let page: i64 = READ_PAGE_ROWS;
         fm_case::table
             .filter(fm_case::sitrep_id.eq(sitrep_id))
-            .order((fm_case::sitrep_id, fm_case::id))
+            .order(fm_case::id)
             .limit(page)
             .select(columns)
     }
@@ -281,7 +281,7 @@ pub mod page_statements {
         let columns: AsSelect<AlertRequestRow, Pg> = AlertRequestRow::as_select();
         fm_alert_request::table
             .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
-            .order((fm_alert_request::sitrep_id, fm_alert_request::id))
+            .order(fm_alert_request::id)
             .limit(limit)
             .select(columns)
     }
@@ -300,7 +300,7 @@ pub mod page_statements {
         let columns: AsSelect<SupportBundleRequestRow, Pg> = SupportBundleRequestRow::as_select();
         fm_support_bundle_request::table
             .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
-            .order((fm_support_bundle_request::sitrep_id, fm_support_bundle_request::id))
+            .order(fm_support_bundle_request::id)
             .limit(limit)
             .select(columns)
     }
@@ -318,7 +318,7 @@ pub mod page_statements {
     pub fn alert_request_id_first_page_query(sitrep_id: Uuid, limit: i64) -> _ {
         fm_alert_request::table
             .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
-            .order((fm_alert_request::sitrep_id, fm_alert_request::id))
+            .order(fm_alert_request::id)
             .limit(limit)
             .select(fm_alert_request::id)
     }
@@ -336,7 +336,7 @@ pub mod page_statements {
     pub fn support_bundle_request_id_first_page_query(sitrep_id: Uuid, limit: i64) -> _ {
         fm_support_bundle_request::table
             .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
-            .order((fm_support_bundle_request::sitrep_id, fm_support_bundle_request::id))
+            .order(fm_support_bundle_request::id)
             .limit(limit)
             .select(fm_support_bundle_request::id)
     }
