@@ -60,7 +60,7 @@ use crate::datastore::support_bundle::{
     support_bundle_page_query, support_bundle_tombstone_query, support_bundle_update_comment_query,
     support_bundle_update_state_query,
 };
-use crate::datastore::sweep::{SWEEP_PAGE_ROWS, sweep_page_query};
+use crate::datastore::sweep::{SWEEP_PAGE_ROWS, sweep_dry_run_page_query, sweep_page_query};
 use crate::error::Error;
 use crate::explain::{explain_analyze_shared, explain_shared};
 use crate::migration::{
@@ -323,6 +323,42 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
             "fm_support_bundle_request_pkey",
         ],
     ),
+    (
+        "sweep_dry_run_page_alert",
+        &[
+            "alert_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_alert_request_pkey",
+        ],
+    ),
+    (
+        "sweep_dry_run_page_alert_first",
+        &[
+            "alert_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_alert_request_pkey",
+        ],
+    ),
+    (
+        "sweep_dry_run_page_support_bundle",
+        &[
+            "support_bundle_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_support_bundle_request_pkey",
+        ],
+    ),
+    (
+        "sweep_dry_run_page_support_bundle_first",
+        &[
+            "support_bundle_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_support_bundle_request_pkey",
+        ],
+    ),
     ("task_status_upsert", &["fm_executor_task_status_pkey"]),
     ("task_status_page", &["fm_executor_task_status_pkey"]),
     ("task_status_page_first", &["fm_executor_task_status_pkey"]),
@@ -539,6 +575,10 @@ pub const ROW_BOUNDS: &[(&str, RowBound, &str)] = &[
     ("sweep_page_alert_first", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
     ("sweep_page_support_bundle", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
     ("sweep_page_support_bundle_first", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
+    ("sweep_dry_run_page_alert", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
+    ("sweep_dry_run_page_alert_first", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
+    ("sweep_dry_run_page_support_bundle", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
+    ("sweep_dry_run_page_support_bundle_first", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
     ("task_status_upsert", RowBound::Point, BY_KEY),
     ("task_status_page", PAGE_LIST, LIST_PAGE),
     ("task_status_page_first", PAGE_LIST, LIST_PAGE),
@@ -736,6 +776,9 @@ pub fn catalogue_with(p: &CatalogueParams) -> Vec<CatalogueEntry> {
     };
     let sweep =
         |resource, after| sweep_page_query(resource, p.sweep_sitrep, after, SWEEP_PAGE_ROWS);
+    let dry_run = |resource, after| {
+        sweep_dry_run_page_query(resource, p.sweep_sitrep, after, SWEEP_PAGE_ROWS)
+    };
     vec![
         // Schema version (migration.rs).
         entry!("db_metadata_exists", db_metadata_exists_query()),
@@ -936,6 +979,21 @@ pub fn catalogue_with(p: &CatalogueParams) -> Vec<CatalogueEntry> {
         entry!(
             "sweep_page_support_bundle",
             sweep(ResourceType::SupportBundle, Some(p.support_bundle_tombstone_after))
+        ),
+        // The sweep's dry run (fmdb tombstones): the sweep's own predicate,
+        // read-only.
+        entry!("sweep_dry_run_page_alert_first", dry_run(ResourceType::Alert, None)),
+        entry!(
+            "sweep_dry_run_page_alert",
+            dry_run(ResourceType::Alert, Some(p.alert_tombstone_after))
+        ),
+        entry!(
+            "sweep_dry_run_page_support_bundle_first",
+            dry_run(ResourceType::SupportBundle, None)
+        ),
+        entry!(
+            "sweep_dry_run_page_support_bundle",
+            dry_run(ResourceType::SupportBundle, Some(p.support_bundle_tombstone_after))
         ),
         // Executor task status.
         entry!("task_status_upsert", task_status_upsert_query(task_status(p))),

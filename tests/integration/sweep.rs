@@ -341,3 +341,135 @@ async fn only_the_fm_executor_sweeps() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
 }
+
+/// The dry run (`fm_tombstones_sweep_dry_run`, what `fmdb tombstones`
+/// shows) against the sweep it predicts: tombstones of every reason, then
+/// the real sweep driven by the same sitrep. The predicted counts are the
+/// sweep's and the predicted ids are exactly the ids that went.
+#[tokio::test]
+async fn the_dry_run_predicts_the_sweep() {
+    use fm_db_queries::datastore::sweep::SweepReason;
+    for resource in ResourceType::ALL {
+        let env = TestEnv::new().await;
+        // S1 creates 3; S2 withdraws 2 of them (eligible once tombstoned)
+        // and adds 2; a lagging executor still holding S1 would see S2's
+        // creations as too new.
+        let s1 = next(&env, None, resource, 3, &[]).await;
+        execute(&env, &s1, resource).await;
+        let first = ids_of(&s1, resource);
+        let s2 = next(&env, Some(&s1), resource, 2, &first[..2]).await;
+        execute(&env, &s2, resource).await;
+        let all: Vec<Uuid> = rows(&env, resource).await.into_iter().collect();
+        tombstone(&env, resource, &all).await;
+
+        for (driver, page) in [
+            (s1.id(), Some(2)),
+            (s2.id(), Some(2)),
+            (s2.id(), None),
+            (SitrepUuid::new_v4(), Some(2)),
+        ] {
+            let dry = env
+                .datastore
+                .fm_tombstones_sweep_dry_run(&env.opctx(Role::Viewer), driver, resource, page, 100)
+                .await
+                .unwrap();
+            assert!(!dry.tombstones_cut);
+            let predicted: BTreeSet<Uuid> = dry
+                .tombstones
+                .iter()
+                .filter(|t| t.reason == SweepReason::Eligible)
+                .map(|t| t.id)
+                .collect();
+            let before = rows(&env, resource).await;
+            let counts = sweep(&env, driver, resource, page).await;
+            let after = rows(&env, resource).await;
+            let gone: BTreeSet<Uuid> = before.difference(&after).copied().collect();
+            assert_eq!(dry.counts, SweepCounts { retries: 0, ..counts }, "{resource}");
+            assert_eq!(predicted, gone, "{resource}");
+            assert_eq!(dry.counts.hard_deleted, gone.len() as u64, "{resource}");
+        }
+    }
+}
+
+/// Every reason shows up, with the counts the design gives.
+#[tokio::test]
+async fn the_dry_run_gives_each_tombstone_its_reason() {
+    use fm_db_queries::datastore::sweep::SweepReason;
+    for resource in ResourceType::ALL {
+        let env = TestEnv::new().await;
+        let s1 = next(&env, None, resource, 3, &[]).await;
+        execute(&env, &s1, resource).await;
+        let first = ids_of(&s1, resource);
+        // S2 withdraws first[0] and adds one: driven by S2, first[0] is
+        // eligible and first[1..] still requested; driven by S1, the new one
+        // is too new.
+        let s2 = next(&env, Some(&s1), resource, 1, &first[..1]).await;
+        execute(&env, &s2, resource).await;
+        let all: Vec<Uuid> = rows(&env, resource).await.into_iter().collect();
+        tombstone(&env, resource, &all).await;
+        let env_ref = &env;
+        let dry_run = |driver| async move {
+            env_ref
+                .datastore
+                .fm_tombstones_sweep_dry_run(
+                    &env_ref.opctx(Role::Viewer),
+                    driver,
+                    resource,
+                    Some(1),
+                    100,
+                )
+                .await
+                .unwrap()
+        };
+        let by_s1 = dry_run(s1.id()).await;
+        assert_eq!(
+            (
+                by_s1.counts.hard_deleted,
+                by_s1.counts.retained_still_requested,
+                by_s1.counts.retained_too_new,
+                by_s1.counts.retained_sitrep_missing
+            ),
+            (0, 3, 1, 0),
+            "{resource}"
+        );
+        let by_s2 = dry_run(s2.id()).await;
+        assert_eq!(
+            (
+                by_s2.counts.hard_deleted,
+                by_s2.counts.retained_still_requested,
+                by_s2.counts.retained_too_new
+            ),
+            (1, 3, 0),
+            "{resource}"
+        );
+        let eligible: Vec<Uuid> = by_s2
+            .tombstones
+            .iter()
+            .filter(|t| t.reason == SweepReason::Eligible)
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(eligible, vec![first[0]], "{resource}");
+        // A sitrep that was never committed: one page examined, all kept.
+        let missing = dry_run(SitrepUuid::new_v4()).await;
+        assert_eq!(
+            (
+                missing.counts.pages,
+                missing.counts.retained_sitrep_missing,
+                missing.counts.hard_deleted
+            ),
+            (1, 1, 0),
+            "{resource}"
+        );
+        assert!(missing.tombstones.iter().all(|t| t.reason == SweepReason::SitrepMissing));
+        // Counts only: no rows kept, but the counts are complete.
+        let counts_only = env
+            .datastore
+            .fm_tombstones_sweep_dry_run(&env.opctx(Role::Viewer), s2.id(), resource, None, 0)
+            .await
+            .unwrap();
+        assert!(counts_only.tombstones.is_empty() && counts_only.tombstones_cut);
+        assert_eq!(counts_only.counts.hard_deleted, 1);
+        // Nothing was deleted by any of it.
+        assert_eq!(rows(&env, resource).await.len(), 4, "{resource}");
+    }
+}

@@ -19,6 +19,12 @@
 //! same statement, never taken from the caller. Every FM-created resource
 //! hard-deleted here is recorded, by the same statement, in the ledger of
 //! collected ids that publishing checks (docs/design.md, "Publishing a sitrep").
+//!
+//! The predicate is written once, in [`push_sweep_examined_ctes`]: one
+//! [`SweepReason`] per examined tombstone. The deleting page deletes the
+//! rows whose reason is "eligible"; the read-only dry run
+//! ([`SweepDryRunPageQuery`], [`DataStore::fm_tombstones_sweep_dry_run`],
+//! what `fmdb tombstones` shows) returns the reasons.
 
 use crate::context::{Action, OpContext};
 use crate::datastore::DataStore;
@@ -26,10 +32,11 @@ use crate::datastore::rendezvous::push_committed_sitrep_cte;
 use crate::datastore::resource::{ResourceTables, resource_tables};
 use crate::error::Error;
 use crate::transaction::transaction_retry;
+use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Bool, Nullable, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use nexus_fm_types::ResourceType;
 use nexus_fm_types::ids::SitrepUuid;
@@ -101,55 +108,139 @@ impl Query for SweepPageQuery {
     type SqlType = (Bool, BigInt, Nullable<SqlUuid>, BigInt, BigInt, BigInt);
 }
 
+/// Why the sweep keeps a tombstone, or that it may hard-delete it: the one
+/// definition, computed in SQL by [`push_sweep_examined_ctes`] for every
+/// examined tombstone, that both the deleting [`SweepPageQuery`] and the
+/// read-only [`SweepDryRunPageQuery`] use.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepReason {
+    /// The driving sitrep has no history entry or no row: nothing is deleted.
+    SitrepMissing,
+    /// The driving sitrep still requests it.
+    StillRequested,
+    /// Created by FM at (or after) the driving sitrep's generation.
+    TooNew,
+    /// The sweep hard-deletes it.
+    Eligible,
+}
+
+impl SweepReason {
+    /// Every reason, in the order of the `CASE` that computes it.
+    pub const ALL: [SweepReason; 4] =
+        [Self::SitrepMissing, Self::StillRequested, Self::TooNew, Self::Eligible];
+
+    /// Its text in SQL (a constant, inlined as a literal).
+    pub const fn sql_text(self) -> &'static str {
+        match self {
+            Self::SitrepMissing => "sitrep_missing",
+            Self::StillRequested => "still_requested",
+            Self::TooNew => "too_new",
+            Self::Eligible => "eligible",
+        }
+    }
+
+    /// Decodes the text [`Self::sql_text`] gives.
+    pub fn from_sql(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.sql_text() == text)
+    }
+}
+
+impl std::fmt::Display for SweepReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::SitrepMissing => "sitrep missing",
+            Self::StillRequested => "still requested",
+            Self::TooNew => "too new",
+            Self::Eligible => "eligible",
+        })
+    }
+}
+
+/// Pushes `WITH evidence, page, probed, classified`: the page of tombstones
+/// after `after` (from the first when `None`) and, per examined tombstone,
+/// its [`SweepReason`] in column `reason` of `classified` (with `id`,
+/// `fm_generation`, `time_deleted`). This is the sweep's predicate; the
+/// deleting page and the dry run both build on it.
+fn push_sweep_examined_ctes<'b>(
+    out: &mut AstPass<'_, 'b, Pg>,
+    resource: ResourceType,
+    sitrep_id: &'b Uuid,
+    after: Option<&'b Uuid>,
+    limit: &'b i64,
+) -> QueryResult<()> {
+    let ResourceTables {
+        table,
+        id,
+        time_deleted,
+        fm_generation,
+        request_table,
+        request_sitrep_id,
+        request_id,
+        ..
+    } = resource_tables(resource);
+    // Evidence that S may drive a sweep, the same definition the guarded
+    // creation uses. No row: delete nothing.
+    out.push_sql("WITH ");
+    push_committed_sitrep_cte(out, resource, sitrep_id)?;
+    // The next page of tombstones, by the tombstone-only partial index (the
+    // predicate is stated so the planner can use it).
+    out.push_sql(&format!(
+        ", page AS (SELECT t.{id} AS id, t.{fm_generation} AS fm_generation, \
+         t.{time_deleted} AS time_deleted FROM {table} AS t WHERE t.{time_deleted} IS NOT NULL"
+    ));
+    if let Some(after) = after {
+        out.push_sql(&format!(" AND t.{id} > "));
+        out.push_bind_param::<SqlUuid, _>(after)?;
+    }
+    out.push_sql(&format!(" ORDER BY t.{id} LIMIT "));
+    out.push_bind_param::<BigInt, _>(limit)?;
+    out.push_sql("), ");
+    // Per examined tombstone: is it in Req_T(S)? One primary-key probe.
+    out.push_sql(&format!(
+        "probed AS (SELECT p.id, p.fm_generation, p.time_deleted, \
+         x.requested IS NOT NULL AS requested \
+         FROM page AS p LEFT JOIN LATERAL (SELECT true AS requested FROM {request_table} \
+         AS r WHERE r.{request_sitrep_id} = "
+    ));
+    out.push_bind_param::<SqlUuid, _>(sitrep_id)?;
+    out.push_sql(&format!(" AND r.{request_id} = p.id LIMIT 1) AS x ON true), "));
+    // The reason, one per examined tombstone. `evidence` has at most one
+    // row (by primary key) and its generation is NOT NULL, so a NULL
+    // generation after the outer join means no evidence.
+    let [missing, requested, too_new, eligible] = SweepReason::ALL.map(SweepReason::sql_text);
+    out.push_sql(&format!(
+        "classified AS (SELECT p.id, p.fm_generation, p.time_deleted, CASE \
+         WHEN e.generation IS NULL THEN '{missing}' \
+         WHEN p.requested THEN '{requested}' \
+         WHEN p.fm_generation IS NULL OR p.fm_generation < e.generation THEN '{eligible}' \
+         ELSE '{too_new}' END AS reason \
+         FROM probed AS p LEFT JOIN evidence AS e ON true)"
+    ));
+    Ok(())
+}
+
 impl QueryFragment<Pg> for SweepPageQuery {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         use crate::datastore::rendezvous::shared::{
             COLLECTED, COLLECTED_ID, COLLECTED_TIME_COLLECTED, COLLECTED_TIME_DELETED,
             COLLECTED_TYPE,
         };
-        let ResourceTables {
-            table,
-            id,
-            time_deleted,
-            fm_generation,
-            request_table,
-            request_sitrep_id,
-            request_id,
-            collected_type,
-            ..
-        } = resource_tables(self.resource);
-        // Evidence that S may drive a sweep, the same definition the
-        // guarded creation uses. No row: delete nothing.
-        out.push_sql("WITH ");
-        push_committed_sitrep_cte(&mut out, self.resource, &self.sitrep_id)?;
-        // The next page of tombstones, by the tombstone-only partial index
-        // (the predicate is stated so the planner can use it).
+        let ResourceTables { table, id, time_deleted, fm_generation, collected_type, .. } =
+            resource_tables(self.resource);
+        push_sweep_examined_ctes(
+            &mut out,
+            self.resource,
+            &self.sitrep_id,
+            self.after.as_ref(),
+            &self.limit,
+        )?;
+        let eligible = SweepReason::Eligible.sql_text();
         out.push_sql(&format!(
-            ", page AS (SELECT t.{id} AS id, t.{fm_generation} AS fm_generation FROM {table} \
-             AS t WHERE t.{time_deleted} IS NOT NULL"
-        ));
-        if let Some(after) = &self.after {
-            out.push_sql(&format!(" AND t.{id} > "));
-            out.push_bind_param::<SqlUuid, _>(after)?;
-        }
-        out.push_sql(&format!(" ORDER BY t.{id} LIMIT "));
-        out.push_bind_param::<BigInt, _>(&self.limit)?;
-        out.push_sql("), ");
-        // Per examined tombstone: is it in Req_T(S)? One primary-key probe.
-        out.push_sql(&format!(
-            "probed AS (SELECT p.id, p.fm_generation, x.requested IS NOT NULL AS requested \
-             FROM page AS p LEFT JOIN LATERAL (SELECT true AS requested FROM {request_table} \
-             AS r WHERE r.{request_sitrep_id} = "
-        ));
-        out.push_bind_param::<SqlUuid, _>(&self.sitrep_id)?;
-        out.push_sql(&format!(" AND r.{request_id} = p.id LIMIT 1) AS x ON true), "));
-        out.push_sql(
-            "eligible AS (SELECT p.id FROM probed AS p, evidence AS e \
-             WHERE NOT p.requested \
-             AND (p.fm_generation IS NULL OR p.fm_generation < e.generation)), ",
-        );
-        out.push_sql(&format!(
-            "deleted AS (DELETE FROM {table} AS d WHERE d.{id} IN (SELECT id FROM eligible) \
+            ", deleted AS (DELETE FROM {table} AS d WHERE d.{id} IN \
+             (SELECT c.id FROM classified AS c WHERE c.reason = '{eligible}') \
              AND d.{time_deleted} IS NOT NULL \
              RETURNING d.{id} AS id, d.{fm_generation} AS fm_generation, \
              d.{time_deleted} AS time_deleted), "
@@ -163,17 +254,100 @@ impl QueryFragment<Pg> for SweepPageQuery {
              d.time_deleted, now() FROM deleted AS d WHERE d.fm_generation IS NOT NULL \
              ON CONFLICT ({COLLECTED_ID}) DO NOTHING RETURNING {COLLECTED_ID}) "
         ));
-        out.push_sql(
+        let requested = SweepReason::StillRequested.sql_text();
+        let too_new = SweepReason::TooNew.sql_text();
+        out.push_sql(&format!(
             "SELECT EXISTS (SELECT 1 FROM evidence) AS sitrep_present, \
              (SELECT count(*) FROM page) AS examined, \
              (SELECT p.id FROM page AS p ORDER BY p.id DESC LIMIT 1) AS last_id, \
              (SELECT count(*) FROM deleted) AS hard_deleted, \
-             (SELECT count(*) FROM probed AS p WHERE p.requested) AS retained_requested, \
-             (SELECT count(*) FROM probed AS p, evidence AS e \
-               WHERE NOT p.requested AND p.fm_generation >= e.generation) AS retained_too_new",
+             (SELECT count(*) FROM classified AS c WHERE c.reason = '{requested}') \
+             AS retained_requested, \
+             (SELECT count(*) FROM classified AS c WHERE c.reason = '{too_new}') \
+             AS retained_too_new"
+        ));
+        Ok(())
+    }
+}
+
+/// One page of the sweep's dry run: the tombstones the sweep page after
+/// `after` would examine, each with its [`SweepReason`], computed by the
+/// sweep's own CTEs ([`push_sweep_examined_ctes`]) and deleting nothing.
+/// Rows: (id, fm_generation, time_deleted, reason), by id.
+#[derive(Clone, Debug)]
+pub struct SweepDryRunPageQuery {
+    resource: ResourceType,
+    sitrep_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+}
+
+/// The dry-run page after tombstone `after` (`None`: the first page),
+/// driven by sitrep `sitrep_id`.
+pub fn sweep_dry_run_page_query(
+    resource: ResourceType,
+    sitrep_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> SweepDryRunPageQuery {
+    SweepDryRunPageQuery { resource, sitrep_id, after, limit }
+}
+
+impl QueryId for SweepDryRunPageQuery {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for SweepDryRunPageQuery {
+    /// (id, fm_generation, time_deleted, reason)
+    type SqlType = (SqlUuid, Nullable<BigInt>, Nullable<Timestamptz>, Text);
+}
+
+impl QueryFragment<Pg> for SweepDryRunPageQuery {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        push_sweep_examined_ctes(
+            &mut out,
+            self.resource,
+            &self.sitrep_id,
+            self.after.as_ref(),
+            &self.limit,
+        )?;
+        out.push_sql(
+            " SELECT c.id, c.fm_generation, c.time_deleted, c.reason FROM classified AS c \
+             ORDER BY c.id",
         );
         Ok(())
     }
+}
+
+/// A row of [`SweepDryRunPageQuery`]: (id, fm_generation, time_deleted, reason).
+type DryRunPageRow = (Uuid, Option<i64>, Option<DateTime<Utc>>, String);
+
+/// One tombstone the dry run examined.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DryRunTombstone {
+    /// Its id.
+    pub id: Uuid,
+    /// The generation FM created it at (`None`: not created by FM).
+    pub fm_generation: Option<i64>,
+    /// When it was deleted.
+    pub time_deleted: Option<DateTime<Utc>>,
+    /// What the sweep would do with it.
+    pub reason: SweepReason,
+}
+
+/// What the next sweep of one resource type driven by one sitrep would do.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SweepDryRun {
+    /// The counts the sweep would report (`hard_deleted`: would hard-delete;
+    /// `retries` is always 0: the dry run is plain reads).
+    pub counts: SweepCounts,
+    /// The examined tombstones with their reasons, by id, at most the number
+    /// asked for.
+    pub tombstones: Vec<DryRunTombstone>,
+    /// Whether tombstones were left out of `tombstones` (the counts are
+    /// complete regardless).
+    pub tombstones_cut: bool,
 }
 
 impl DataStore {
@@ -238,6 +412,95 @@ impl DataStore {
         }
         Ok(counts)
     }
+}
+
+impl DataStore {
+    /// The dry run of [`DataStore::fm_tombstones_sweep`]: what a sweep of
+    /// `resource` driven by `sitrep_id` would do now, computed page by page
+    /// by the sweep's own predicate ([`SweepDryRunPageQuery`]) and deleting
+    /// nothing. It walks the pages as the sweep does, including stopping
+    /// after the first page when the sitrep is missing, so its counts are
+    /// the sweep's (without `retries`) if nothing changes in between.
+    /// At most `keep_rows` examined tombstones are returned with their
+    /// reasons (0: counts only). Like the other reads here, each page is one
+    /// plain statement (no transaction).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] without read access;
+    /// [`Error::InvalidArgument`] for a page size below 1; database errors.
+    pub async fn fm_tombstones_sweep_dry_run(
+        &self,
+        opctx: &OpContext,
+        sitrep_id: SitrepUuid,
+        resource: ResourceType,
+        page_rows: Option<i64>,
+        keep_rows: usize,
+    ) -> Result<SweepDryRun, Error> {
+        let limit = page_rows.unwrap_or(SWEEP_PAGE_ROWS);
+        if limit < 1 {
+            return Err(Error::InvalidArgument(format!("sweep page size must be >= 1: {limit}")));
+        }
+        let mut conn = self.pool_connection_authorized(opctx, Action::Read).await?;
+        let mut dry = SweepDryRun::default();
+        let mut after = None;
+        loop {
+            let rows: Vec<DryRunPageRow> =
+                sweep_dry_run_page_query(resource, sitrep_id.into_untyped(), after, limit)
+                    .load(&mut conn)
+                    .await
+                    .map_err(|e| Error::database("reading the sweep's dry run", e))?;
+            dry.counts.pages += 1;
+            dry.counts.tombstones_examined += rows.len() as u64;
+            let mut missing = false;
+            for (id, fm_generation, time_deleted, reason) in &rows {
+                let reason = SweepReason::from_sql(reason).ok_or_else(|| Error::BadData {
+                    context: "reading the sweep's dry run".to_string(),
+                    source: format!("unknown sweep reason {reason:?} for tombstone {id}").into(),
+                })?;
+                match reason {
+                    SweepReason::SitrepMissing => {
+                        missing = true;
+                        dry.counts.retained_sitrep_missing += 1;
+                    }
+                    SweepReason::StillRequested => dry.counts.retained_still_requested += 1,
+                    SweepReason::TooNew => dry.counts.retained_too_new += 1,
+                    SweepReason::Eligible => dry.counts.hard_deleted += 1,
+                }
+                if dry.tombstones.len() < keep_rows {
+                    dry.tombstones.push(DryRunTombstone {
+                        id: *id,
+                        fm_generation: *fm_generation,
+                        time_deleted: *time_deleted,
+                        reason,
+                    });
+                } else {
+                    dry.tombstones_cut = true;
+                }
+            }
+            // As the sweep: a missing sitrep stops it after one page; else
+            // the cursor advances past every examined row.
+            match rows.last() {
+                Some((id, ..)) if !missing && rows.len() as i64 == limit => after = Some(*id),
+                _ => break,
+            }
+        }
+        Ok(dry)
+    }
+}
+
+/// Sample parameters for the catalogue: the dry-run page, first (`after`
+/// `None`) or later.
+pub fn sweep_dry_run_page_sample(
+    resource: ResourceType,
+    after: Option<Uuid>,
+) -> SweepDryRunPageQuery {
+    sweep_dry_run_page_query(
+        resource,
+        Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0001),
+        after,
+        SWEEP_PAGE_ROWS,
+    )
 }
 
 /// Sample parameters for the catalogue: the first page (`after` `None`) or

@@ -133,8 +133,9 @@ pub enum Command {
     SupportBundle(resources::ResourceCommand),
     /// The current sitrep and what every executor's tasks last did.
     Executors(executors::ExecutorsArgs),
-    /// Per type, the tombstones not yet swept and the oldest one's age
-    /// (--list: each one). The dry run of the next sweep is not computed yet.
+    /// Per type, the tombstones not yet swept, the oldest one's age and a dry
+    /// run of the next sweep driven by the current sitrep (--list: each
+    /// tombstone with the reason the sweep would delete or keep it).
     Tombstones(tombstones::TombstonesArgs),
     /// The plan of every catalogued production query (or one), flagging
     /// sequential scans; exits 1 if any is flagged.
