@@ -511,13 +511,6 @@ impl DataStore {
     }
 }
 
-/// Sample parameters for the catalogue: the first page (`after` `None`) or
-/// a later one.
-pub fn guarded_create_sample(resource: ResourceType, after: Option<Uuid>) -> GuardedCreateQuery {
-    let id = Uuid::from_u128(0xc4ea_0000_0000_4000_8000_0000_0000_0001);
-    guarded_create_query(resource, id, Generation::FIRST, after, CREATE_BATCH_ROWS as i64)
-}
-
 /// Which of `ids` have a row of `resource`'s table, and whether that row is
 /// a tombstone. FM-internal: unlike every reader of alerts and bundles it
 /// sees tombstones, because "a request is satisfied" means "a row exists,

@@ -275,22 +275,17 @@ impl QueryFragment<Pg> for SweepPageQuery {
 /// sweep's own CTEs ([`push_sweep_examined_ctes`]) and deleting nothing.
 /// Rows: (id, fm_generation, time_deleted, reason), by id.
 #[derive(Clone, Debug)]
-pub struct SweepDryRunPageQuery {
-    resource: ResourceType,
-    sitrep_id: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
-}
+pub struct SweepDryRunPageQuery(SweepPageQuery);
 
 /// The dry-run page after tombstone `after` (`None`: the first page),
-/// driven by sitrep `sitrep_id`.
+/// driven by sitrep `sitrep_id`: the same parameters as the deleting page.
 pub fn sweep_dry_run_page_query(
     resource: ResourceType,
     sitrep_id: Uuid,
     after: Option<Uuid>,
     limit: i64,
 ) -> SweepDryRunPageQuery {
-    SweepDryRunPageQuery { resource, sitrep_id, after, limit }
+    SweepDryRunPageQuery(sweep_page_query(resource, sitrep_id, after, limit))
 }
 
 impl QueryId for SweepDryRunPageQuery {
@@ -305,13 +300,8 @@ impl Query for SweepDryRunPageQuery {
 
 impl QueryFragment<Pg> for SweepDryRunPageQuery {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        push_sweep_examined_ctes(
-            &mut out,
-            self.resource,
-            &self.sitrep_id,
-            self.after.as_ref(),
-            &self.limit,
-        )?;
+        let SweepPageQuery { resource, sitrep_id, after, limit } = &self.0;
+        push_sweep_examined_ctes(&mut out, *resource, sitrep_id, after.as_ref(), limit)?;
         out.push_sql(
             " SELECT c.id, c.fm_generation, c.time_deleted, c.reason FROM classified AS c \
              ORDER BY c.id",
@@ -487,29 +477,4 @@ impl DataStore {
         }
         Ok(dry)
     }
-}
-
-/// Sample parameters for the catalogue: the dry-run page, first (`after`
-/// `None`) or later.
-pub fn sweep_dry_run_page_sample(
-    resource: ResourceType,
-    after: Option<Uuid>,
-) -> SweepDryRunPageQuery {
-    sweep_dry_run_page_query(
-        resource,
-        Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0001),
-        after,
-        SWEEP_PAGE_ROWS,
-    )
-}
-
-/// Sample parameters for the catalogue: the first page (`after` `None`) or
-/// a later one.
-pub fn sweep_page_sample(resource: ResourceType, after: Option<Uuid>) -> SweepPageQuery {
-    sweep_page_query(
-        resource,
-        Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0001),
-        after,
-        SWEEP_PAGE_ROWS,
-    )
 }

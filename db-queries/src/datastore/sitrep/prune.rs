@@ -45,8 +45,8 @@
 
 use super::{
     READ_PAGE_ROWS, alert_request_id_page_query, alert_request_page_query, case_page_query,
-    current_history_entry_query, sitrep_metadata_query, support_bundle_request_id_page_query,
-    support_bundle_request_page_query,
+    current_history_entry_query, load_all_pages, sitrep_metadata_query,
+    support_bundle_request_id_page_query, support_bundle_request_page_query,
 };
 use crate::context::{Action, OpContext};
 use crate::datastore::DataStore;
@@ -1126,22 +1126,16 @@ async fn archive_build_in_txn(
     })?;
     let mut builder = ArchiveBuilder::new(ArchiveLimits::DEFAULT, metadata);
 
-    // Cases are small (a few KiB at most): the shared page size.
-    let mut after = None;
-    loop {
-        let page: Vec<crate::model::CaseRow> = case_page_query(sitrep_id, after).load(conn).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        let full = page.len() as i64 == READ_PAGE_ROWS;
-        for row in page {
-            if builder.cases_full() {
-                builder.omit_cases(1);
-            } else {
-                builder.add_case(Case::from(row));
-            }
-        }
-        if !full {
-            break;
+    // Cases are small (a few KiB at most): read them with the reader's
+    // own keyset walk, then keep what the bound allows.
+    let cases =
+        load_all_pages(conn, READ_PAGE_ROWS, |after| case_page_query(sitrep_id, after), |r| r.id)
+            .await?;
+    for row in cases {
+        if builder.cases_full() {
+            builder.omit_cases(1);
+        } else {
+            builder.add_case(Case::from(row));
         }
     }
 

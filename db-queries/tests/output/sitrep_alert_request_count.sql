@@ -1,1 +1,0 @@
-SELECT COUNT(*) FROM "fm_alert_request" WHERE ("fm_alert_request"."sitrep_id" = $1) -- binds: [51750000-0000-4000-8000-000000000001]
