@@ -45,12 +45,11 @@ use crate::datastore::sitrep::prune::{
 };
 use crate::datastore::sitrep::read::{history_page_ascending_query, history_page_descending_query};
 use crate::datastore::sitrep::{
-    alert_any_of_query, alert_request_any_of_query, alert_request_count_query,
-    alert_request_id_page_query, alert_request_new_count_query, alert_request_page_query,
-    case_count_query, case_page_query, collected_any_of_query, current_history_entry_query,
-    history_entry_by_sitrep_query, sitrep_metadata_query, support_bundle_any_of_query,
-    support_bundle_request_any_of_query, support_bundle_request_count_query,
-    support_bundle_request_id_page_query, support_bundle_request_new_count_query,
+    alert_any_of_query, alert_request_any_of_query, alert_request_counts_query,
+    alert_request_id_page_query, alert_request_page_query, case_count_query, case_page_query,
+    collected_any_of_query, current_history_entry_query, history_entry_by_sitrep_query,
+    sitrep_metadata_query, support_bundle_any_of_query, support_bundle_request_any_of_query,
+    support_bundle_request_counts_query, support_bundle_request_id_page_query,
     support_bundle_request_page_query,
 };
 use crate::datastore::support_bundle::{
@@ -199,10 +198,8 @@ pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
     ("sitrep_metadata", &["fm_sitrep_pkey"]),
     // The loader's summary: counts over one sitrep's primary-key range.
     ("sitrep_case_count", &["fm_case_pkey"]),
-    ("sitrep_alert_request_count", &["fm_alert_request_pkey"]),
-    ("sitrep_alert_request_new_count", &["fm_alert_request_pkey"]),
-    ("sitrep_support_bundle_request_count", &["fm_support_bundle_request_pkey"]),
-    ("sitrep_support_bundle_request_new_count", &["fm_support_bundle_request_pkey"]),
+    ("sitrep_alert_request_counts", &["fm_alert_request_pkey"]),
+    ("sitrep_support_bundle_request_counts", &["fm_support_bundle_request_pkey"]),
     ("sitrep_history_page_ascending", &["fm_sitrep_history_pkey"]),
     ("sitrep_history_page_descending", &["fm_sitrep_history_pkey"]),
     ("sitrep_case_page", &["fm_case_pkey"]),
@@ -503,10 +500,8 @@ pub const ROW_BOUNDS: &[(&str, RowBound, &str)] = &[
         PAGE_LIST,
         "fmdb: one page of the tombstone index",
     ),
-    ("sitrep_alert_request_count", RowBound::OneSitrep, SUMMARY_COUNT),
-    ("sitrep_alert_request_new_count", RowBound::OneSitrep, SUMMARY_COUNT),
-    ("sitrep_support_bundle_request_count", RowBound::OneSitrep, SUMMARY_COUNT),
-    ("sitrep_support_bundle_request_new_count", RowBound::OneSitrep, SUMMARY_COUNT),
+    ("sitrep_alert_request_counts", RowBound::OneSitrep, SUMMARY_COUNT),
+    ("sitrep_support_bundle_request_counts", RowBound::OneSitrep, SUMMARY_COUNT),
     ("schema_migration_lock", RowBound::Point, NO_TABLE),
     ("schema_migration_unlock", RowBound::Point, NO_TABLE),
     ("schema_target_version_update", RowBound::Point, "the singleton row"),
@@ -794,12 +789,10 @@ pub fn catalogue_with(p: &CatalogueParams) -> Vec<CatalogueEntry> {
         entry!("sitrep_history_entry_by_sitrep", history_entry_by_sitrep_query(p.sitrep)),
         entry!("sitrep_metadata", sitrep_metadata_query(p.sitrep)),
         entry!("sitrep_case_count", case_count_query(p.sitrep)),
-        entry!("sitrep_alert_request_count", alert_request_count_query(p.sitrep)),
-        entry!("sitrep_alert_request_new_count", alert_request_new_count_query(p.sitrep)),
-        entry!("sitrep_support_bundle_request_count", support_bundle_request_count_query(p.sitrep)),
+        entry!("sitrep_alert_request_counts", alert_request_counts_query(p.sitrep)),
         entry!(
-            "sitrep_support_bundle_request_new_count",
-            support_bundle_request_new_count_query(p.sitrep)
+            "sitrep_support_bundle_request_counts",
+            support_bundle_request_counts_query(p.sitrep)
         ),
         entry!("sitrep_history_page_ascending", history_page_ascending_query(7, 100)),
         entry!("sitrep_history_page_descending", history_page_descending_query(i64::MAX, 100)),

@@ -13,7 +13,7 @@ use fm_db_queries::datastore::sitrep::prune::{
 };
 use fm_db_queries::datastore::sitrep::read::Direction;
 use fm_db_queries::datastore::sitrep::{
-    alert_request_count_query, sitrep_metadata_query, support_bundle_request_count_query,
+    alert_request_counts_query, sitrep_metadata_query, support_bundle_request_counts_query,
 };
 use fm_db_queries::model::SitrepRow;
 use nexus_fm_types::{Case, CaseUuid, ResourceType, SitrepMetadata, SitrepUuid};
@@ -226,11 +226,13 @@ async fn history(ctx: &Context, db: &Db) -> Result<Exit, CliError> {
             .await
             .optional()
             .map_err(|e| diesel_error(&format!("reading sitrep {id}"), &e))?;
-        let alert_requests: i64 = alert_request_count_query(id)
+        // (all requests, those first made by this sitrep): the loader's own
+        // count; the history shows the first.
+        let (alert_requests, _): (i64, i64) = alert_request_counts_query(id)
             .get_result(&mut *conn)
             .await
             .map_err(|e| diesel_error(&format!("counting the alert requests of {id}"), &e))?;
-        let support_bundle_requests: i64 = support_bundle_request_count_query(id)
+        let (support_bundle_requests, _): (i64, i64) = support_bundle_request_counts_query(id)
             .get_result(&mut *conn)
             .await
             .map_err(|e| diesel_error(&format!("counting the bundle requests of {id}"), &e))?;

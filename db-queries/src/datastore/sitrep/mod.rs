@@ -185,36 +185,36 @@ pub fn case_count_query(sitrep_id: Uuid) -> _ {
     fm_case::table.filter(fm_case::sitrep_id.eq(sitrep_id)).count()
 }
 
-/// How many alert requests a sitrep carries.
+/// How many alert requests a sitrep carries, and how many of them it made
+/// itself (first requested by it), in one pass over its rows.
 #[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_request_count_query(sitrep_id: Uuid) -> _ {
-    fm_alert_request::table.filter(fm_alert_request::sitrep_id.eq(sitrep_id)).count()
-}
-
-/// How many alert requests a sitrep made itself (first requested by it).
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn alert_request_new_count_query(sitrep_id: Uuid) -> _ {
+pub fn alert_request_counts_query(sitrep_id: Uuid) -> _ {
+    let new: diesel::dsl::case_when<
+        diesel::dsl::Eq<fm_alert_request::requested_sitrep_id, Uuid>,
+        fm_alert_request::id,
+    > = diesel::dsl::case_when(
+        fm_alert_request::requested_sitrep_id.eq(sitrep_id),
+        fm_alert_request::id,
+    );
     fm_alert_request::table
         .filter(fm_alert_request::sitrep_id.eq(sitrep_id))
-        .filter(fm_alert_request::requested_sitrep_id.eq(sitrep_id))
-        .count()
+        .select((diesel::dsl::count_star(), diesel::dsl::count(new)))
 }
 
-/// How many support-bundle requests a sitrep carries.
+/// How many support-bundle requests a sitrep carries, and how many of them
+/// it made itself, in one pass over its rows.
 #[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_request_count_query(sitrep_id: Uuid) -> _ {
+pub fn support_bundle_request_counts_query(sitrep_id: Uuid) -> _ {
+    let new: diesel::dsl::case_when<
+        diesel::dsl::Eq<fm_support_bundle_request::requested_sitrep_id, Uuid>,
+        fm_support_bundle_request::id,
+    > = diesel::dsl::case_when(
+        fm_support_bundle_request::requested_sitrep_id.eq(sitrep_id),
+        fm_support_bundle_request::id,
+    );
     fm_support_bundle_request::table
         .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
-        .count()
-}
-
-/// How many support-bundle requests a sitrep made itself.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn support_bundle_request_new_count_query(sitrep_id: Uuid) -> _ {
-    fm_support_bundle_request::table
-        .filter(fm_support_bundle_request::sitrep_id.eq(sitrep_id))
-        .filter(fm_support_bundle_request::requested_sitrep_id.eq(sitrep_id))
-        .count()
+        .select((diesel::dsl::count_star(), diesel::dsl::count(new)))
 }
 
 /// The first of `ids` in the ledger of collected resources, with its

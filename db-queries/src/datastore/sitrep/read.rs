@@ -7,11 +7,10 @@
 //! million requests never needs one unbounded statement.
 
 use super::{
-    READ_PAGE_ROWS, alert_request_count_query, alert_request_id_page_query,
-    alert_request_new_count_query, alert_request_page_query, case_count_query, case_page_query,
-    current_history_entry_query, history_entry_by_sitrep_query, load_all_pages,
-    sitrep_metadata_query, support_bundle_request_count_query,
-    support_bundle_request_id_page_query, support_bundle_request_new_count_query,
+    READ_PAGE_ROWS, alert_request_counts_query, alert_request_id_page_query,
+    alert_request_page_query, case_count_query, case_page_query, current_history_entry_query,
+    history_entry_by_sitrep_query, load_all_pages, sitrep_metadata_query,
+    support_bundle_request_counts_query, support_bundle_request_id_page_query,
     support_bundle_request_page_query,
 };
 use crate::context::{Action, OpContext};
@@ -259,8 +258,8 @@ fn abort_to_error(e: TransactionError) -> Error {
 
 /// Reads a sitrep's metadata and counts its children inside the caller's
 /// transaction; `None` if its row does not exist. The counts are computed
-/// by the server over the sitrep's primary-key range: one row comes back
-/// per count, whatever the sitrep's size.
+/// by the server, one pass over the sitrep's primary-key range per table:
+/// one row comes back per table, whatever the sitrep's size.
 pub(crate) async fn sitrep_summary_in_txn(
     conn: &mut AsyncPgConnection,
     id: SitrepUuid,
@@ -273,16 +272,13 @@ pub(crate) async fn sitrep_summary_in_txn(
         SitrepMetadata::try_from(row).map_err(|e| bad(e, &format!("reading sitrep {id}")))?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
     let cases = count(case_count_query(sitrep_id).get_result(conn).await?);
-    let alert_requests = RequestCounts {
-        requested: count(alert_request_count_query(sitrep_id).get_result(conn).await?),
-        newly_requested: count(alert_request_new_count_query(sitrep_id).get_result(conn).await?),
+    let counts = |(requested, newly_requested): (i64, i64)| RequestCounts {
+        requested: count(requested),
+        newly_requested: count(newly_requested),
     };
-    let support_bundle_requests = RequestCounts {
-        requested: count(support_bundle_request_count_query(sitrep_id).get_result(conn).await?),
-        newly_requested: count(
-            support_bundle_request_new_count_query(sitrep_id).get_result(conn).await?,
-        ),
-    };
+    let alert_requests = counts(alert_request_counts_query(sitrep_id).get_result(conn).await?);
+    let support_bundle_requests =
+        counts(support_bundle_request_counts_query(sitrep_id).get_result(conn).await?);
     Ok(Some(SitrepSummary { metadata, cases, alert_requests, support_bundle_requests }))
 }
 

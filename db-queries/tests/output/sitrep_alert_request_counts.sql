@@ -1,0 +1,1 @@
+SELECT COUNT(*), count(CASE WHEN (("fm_alert_request"."requested_sitrep_id" = $1)) THEN ("fm_alert_request"."id") END) FROM "fm_alert_request" WHERE ("fm_alert_request"."sitrep_id" = $2) -- binds: [51750000-0000-4000-8000-000000000001, 51750000-0000-4000-8000-000000000001]

@@ -1,0 +1,1 @@
+SELECT COUNT(*), count(CASE WHEN (("fm_support_bundle_request"."requested_sitrep_id" = $1)) THEN ("fm_support_bundle_request"."id") END) FROM "fm_support_bundle_request" WHERE ("fm_support_bundle_request"."sitrep_id" = $2) -- binds: [51750000-0000-4000-8000-000000000001, 51750000-0000-4000-8000-000000000001]
