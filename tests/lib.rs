@@ -55,6 +55,42 @@ impl TestEnv {
         opctx(&self.log, role)
     }
 
+    /// Executes the resources of one type that `sitrep` requests, as an FM
+    /// executor holding it would: the sitrep's own id and generation.
+    ///
+    /// # Errors
+    ///
+    /// Whatever [`DataStore::fm_resources_create`] returns.
+    pub async fn execute_sitrep(
+        &self,
+        sitrep: &nexus_fm_types::Sitrep,
+        resource: nexus_fm_types::ResourceType,
+    ) -> Result<fm_db_queries::datastore::rendezvous::CreateOutcome, fm_db_queries::Error> {
+        self.datastore
+            .fm_resources_create(
+                &self.opctx(Role::FmExecutor),
+                sitrep.id(),
+                sitrep.metadata.generation(resource),
+                resource,
+            )
+            .await
+    }
+
+    /// Publishing `sitrep` must fail, and leave every FM table exactly as
+    /// it was. Returns the error for the caller to inspect.
+    pub async fn publish_rejected(&self, sitrep: &nexus_fm_types::Sitrep) -> fm_db_queries::Error {
+        let before = fm_table_checksums(self.db.url()).await;
+        let err = self
+            .datastore
+            .sitrep_insert(&self.opctx(Role::FmExecutor), sitrep)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("sitrep {} was published but must be rejected", sitrep.id()));
+        let after = fm_table_checksums(self.db.url()).await;
+        assert_eq!(before, after, "a rejected publish ({err}) changed the database");
+        err
+    }
+
     /// A pooled connection taken as `role` for `action`.
     pub async fn conn(
         &self,
@@ -118,5 +154,36 @@ impl TestEnv {
         }
         .unwrap_or_else(|e| panic!("listing {resource} rows: {e:?}"));
         ids.into_iter().collect()
+    }
+}
+
+/// Sitreps for tests, made with the builder like production sitreps.
+pub mod sitreps {
+    use nexus_fm::builder::{SatisfiedRequests, SitrepBuilder};
+    use nexus_fm_types::{ExecutorUuid, Sitrep};
+    use serde_json::json;
+
+    /// A first sitrep: one case with `alerts` alert requests and `bundles`
+    /// support-bundle requests.
+    pub fn first_sitrep(alerts: usize, bundles: usize) -> Sitrep {
+        let mut b = SitrepBuilder::new(None, ExecutorUuid::new_v4(), "first");
+        let case = b.open_case("power", "PSU 0 removed");
+        for i in 0..alerts {
+            b.request_alert(case, "hw.pwr.remove.psu", json!({ "slot": i })).unwrap();
+        }
+        for i in 0..bundles {
+            b.request_support_bundle(case, "PSU removed", json!({ "sp": i })).unwrap();
+        }
+        b.build(&SatisfiedRequests::default()).unwrap()
+    }
+
+    /// A builder for a child of `parent`.
+    pub fn child(parent: &Sitrep) -> SitrepBuilder {
+        SitrepBuilder::new(Some(parent), ExecutorUuid::new_v4(), "child")
+    }
+
+    /// A child of `parent` that changes nothing.
+    pub fn unchanged_child(parent: &Sitrep) -> Sitrep {
+        child(parent).build(&SatisfiedRequests::default()).unwrap()
     }
 }

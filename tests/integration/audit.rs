@@ -38,15 +38,7 @@ async fn populate(env: &TestEnv, sitreps: usize, requests: usize, bulk: usize) {
         let sitrep = b.build(&SatisfiedRequests::default()).unwrap();
         env.datastore.sitrep_insert(&executor, &sitrep).await.unwrap();
         for resource in ResourceType::ALL {
-            env.datastore
-                .fm_resources_create(
-                    &executor,
-                    sitrep.id(),
-                    sitrep.metadata.generation(resource),
-                    resource,
-                )
-                .await
-                .unwrap();
+            env.execute_sitrep(&sitrep, resource).await.unwrap();
         }
         parent = Some(sitrep);
     }

@@ -26,16 +26,7 @@ async fn fm_created(env: &TestEnv) -> Sitrep {
     let fm = env.opctx(Role::FmExecutor);
     env.datastore.sitrep_insert(&fm, &sitrep).await.unwrap();
     for resource in ResourceType::ALL {
-        let counts = executed(
-            env.datastore
-                .fm_resources_create(
-                    &fm,
-                    sitrep.id(),
-                    sitrep.metadata.generation(resource),
-                    resource,
-                )
-                .await,
-        );
+        let counts = executed(env.execute_sitrep(&sitrep, resource).await);
         assert_eq!(counts.created, 1, "{resource}: {counts:?}");
     }
     sitrep
@@ -131,7 +122,6 @@ fn assert_not_found(result: Result<Deleted, Error>, id: Uuid) {
 async fn an_fm_created_resource_is_tombstoned_and_never_re_created() {
     let env = TestEnv::new().await;
     let sitrep = fm_created(&env).await;
-    let fm = env.opctx(Role::FmExecutor);
     for resource in ResourceType::ALL {
         let id = requested(&sitrep, resource);
         let before_delete = chrono::Utc::now();
@@ -145,16 +135,7 @@ async fn an_fm_created_resource_is_tombstoned_and_never_re_created() {
 
         // Executing the same sitrep again does not bring it back.
         let before = fm_table_checksums(env.db.url()).await;
-        let counts = executed(
-            env.datastore
-                .fm_resources_create(
-                    &fm,
-                    sitrep.id(),
-                    sitrep.metadata.generation(resource),
-                    resource,
-                )
-                .await,
-        );
+        let counts = executed(env.execute_sitrep(&sitrep, resource).await);
         assert_eq!(
             (counts.created, counts.already_existed, counts.deleted_not_recreated),
             (0, 0, 1),

@@ -43,10 +43,7 @@ async fn target(env: &TestEnv) -> Target {
     let fm = env.opctx(Role::FmExecutor);
     env.datastore.sitrep_insert(&fm, &sitrep).await.unwrap();
     for resource in ResourceType::ALL {
-        env.datastore
-            .fm_resources_create(&fm, sitrep.id(), sitrep.metadata.generation(resource), resource)
-            .await
-            .unwrap();
+        env.execute_sitrep(&sitrep, resource).await.unwrap();
     }
     // Nothing assigns bundles yet; the collector will. Assign it below the
     // datastore.
@@ -199,15 +196,18 @@ fn readers() -> Vec<Reader> {
     ]
 }
 
-/// Public datastore methods of the alert and bundle files that are not in
+/// Public datastore methods of the files that read alerts and bundles
+/// (the two resource files, the creation and the sweep) that are not in
 /// [`readers`], with the reason. Every other `pub async fn` there must be.
-const NOT_TOMBSTONE_BLIND: [(&str, &str); 8] = [
+const NOT_TOMBSTONE_BLIND: [(&str, &str); 10] = [
     ("alert_delete", "a deleter: deleting a tombstone is NotFound (tests in delete.rs)"),
     ("support_bundle_delete", "a deleter: deleting a tombstone is NotFound (tests in delete.rs)"),
     ("alert_get_including_deleted", "debug reader, shows tombstones by name (checked below)"),
     ("support_bundle_get_including_deleted", "debug reader, shows tombstones by name"),
     ("fm_resources_create", "the guarded insert must see tombstones to not re-create them"),
     ("fm_resources_create_paged", "the guarded insert, with a page size (as above)"),
+    ("fm_tombstones_sweep", "the sweep: walks the tombstones to remove them (sweep.rs)"),
+    ("fm_tombstones_sweep_dry_run", "the sweep's dry run: shows the tombstones it would walk"),
     ("resource_create", "a writer of new rows"),
     ("fm_resource_rows_including_deleted", "FM-internal: satisfied requests include tombstones"),
 ];
@@ -235,6 +235,7 @@ async fn no_reader_sees_a_tombstone() {
         include_str!("../../db-queries/src/datastore/alert.rs"),
         include_str!("../../db-queries/src/datastore/support_bundle.rs"),
         include_str!("../../db-queries/src/datastore/rendezvous.rs"),
+        include_str!("../../db-queries/src/datastore/sweep.rs"),
     ];
     let public: BTreeSet<&str> = sources.iter().flat_map(|s| public_async_fns(s)).collect();
     let listed: BTreeSet<&str> = readers

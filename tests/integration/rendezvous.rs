@@ -36,13 +36,7 @@ async fn publish(env: &TestEnv, sitrep: &Sitrep) {
 }
 
 async fn create(env: &TestEnv, sitrep: &Sitrep, resource: ResourceType) -> CreateOutcome {
-    env.datastore
-        .fm_resources_create(
-            &env.opctx(Role::FmExecutor),
-            sitrep.id(),
-            sitrep.metadata.generation(resource),
-            resource,
-        )
+    env.execute_sitrep(sitrep, resource)
         .await
         .unwrap_or_else(|e| panic!("creating {resource}s of {}: {e:#?}", sitrep.id()))
 }

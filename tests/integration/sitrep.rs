@@ -3,34 +3,15 @@
 
 use fm_db_queries::datastore::sitrep::read::Direction;
 use fm_db_queries::{Action, Error, Role};
+use fm_integration_tests::sitreps::{child, first_sitrep, unchanged_child};
 use fm_integration_tests::{TestEnv, fm_table_checksums};
-use nexus_fm::builder::{SatisfiedRequests, SitrepBuilder};
+use nexus_fm::builder::SatisfiedRequests;
 use nexus_fm_types::{
-    AlertRequest, AlertUuid, ExecutorUuid, Generation, ResourceType, Sitrep, SitrepUuid,
-    SitrepValidationError, SitrepVersion, SupportBundleUuid,
+    AlertRequest, AlertUuid, Generation, ResourceType, Sitrep, SitrepUuid, SitrepValidationError,
+    SitrepVersion, SupportBundleUuid,
 };
 use serde_json::json;
 use std::sync::Arc;
-
-fn first_sitrep(alerts: usize, bundles: usize) -> Sitrep {
-    let mut b = SitrepBuilder::new(None, ExecutorUuid::new_v4(), "first");
-    let case = b.open_case("power", "PSU 0 removed");
-    for i in 0..alerts {
-        b.request_alert(case, "hw.pwr.remove.psu", json!({ "slot": i })).unwrap();
-    }
-    for i in 0..bundles {
-        b.request_support_bundle(case, "PSU removed", json!({ "sp": i })).unwrap();
-    }
-    b.build(&SatisfiedRequests::default()).unwrap()
-}
-
-fn child(parent: &Sitrep) -> SitrepBuilder {
-    SitrepBuilder::new(Some(parent), ExecutorUuid::new_v4(), "child")
-}
-
-fn unchanged_child(parent: &Sitrep) -> Sitrep {
-    child(parent).build(&SatisfiedRequests::default()).unwrap()
-}
 
 /// Publishes and asserts the version.
 async fn publish(env: &TestEnv, sitrep: &Sitrep, version: i64) {
@@ -41,21 +22,6 @@ async fn publish(env: &TestEnv, sitrep: &Sitrep, version: i64) {
         .unwrap_or_else(|e| panic!("publishing {}: {e:#?}", sitrep.id()));
     assert_eq!(published.sitrep_id, sitrep.id());
     assert_eq!(published.version, SitrepVersion::try_new(version).unwrap());
-}
-
-/// Publishing `sitrep` must fail, and leave every FM table exactly as it
-/// was. Returns the error for the caller to inspect.
-async fn rejected(env: &TestEnv, sitrep: &Sitrep) -> Error {
-    let before = fm_table_checksums(env.db.url()).await;
-    let err = env
-        .datastore
-        .sitrep_insert(&env.opctx(Role::FmExecutor), sitrep)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("sitrep {} was published but must be rejected", sitrep.id()));
-    let after = fm_table_checksums(env.db.url()).await;
-    assert_eq!(before, after, "a rejected publish ({err}) changed the database");
-    err
 }
 
 #[tokio::test]
@@ -97,7 +63,7 @@ async fn stale_unknown_and_missing_parents_are_not_current() {
 
     // A second child of s1: its parent is no longer current.
     let stale = unchanged_child(&s1);
-    let err = rejected(&env, &stale).await;
+    let err = env.publish_rejected(&stale).await;
     assert!(
         matches!(err, Error::ParentNotCurrent { parent: Some(p), current: Some(c), .. }
             if p == s1.id() && c == s2.id()),
@@ -107,17 +73,17 @@ async fn stale_unknown_and_missing_parents_are_not_current() {
     // A parent that never existed.
     let mut unknown = unchanged_child(&s2);
     unknown.metadata.parent_sitrep_id = Some(SitrepUuid::new_v4());
-    let err = rejected(&env, &unknown).await;
+    let err = env.publish_rejected(&unknown).await;
     assert!(matches!(err, Error::ParentNotCurrent { current: Some(c), .. } if c == s2.id()));
 
     // No parent although the history is not empty.
     let orphan = first_sitrep(1, 0);
-    let err = rejected(&env, &orphan).await;
+    let err = env.publish_rejected(&orphan).await;
     assert!(matches!(err, Error::ParentNotCurrent { parent: None, .. }), "{err:?}");
     assert!(err.to_string().contains("was built on no parent"), "{err}");
 
     // Re-publishing the current sitrep itself: its parent is not current.
-    let err = rejected(&env, &s2).await;
+    let err = env.publish_rejected(&s2).await;
     assert!(matches!(err, Error::ParentNotCurrent { .. }), "{err:?}");
 }
 
@@ -239,7 +205,7 @@ async fn a_generation_that_breaks_the_rule_is_rejected() {
     // The first sitrep must have generation 1.
     let mut bad = s1.clone();
     bad.metadata.alert_generation = Generation::try_new(2).unwrap();
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(
         matches!(err, Error::GenerationMismatch { resource: ResourceType::Alert, expected, found, .. }
             if expected.as_i64() == 1 && found.as_i64() == 2),
@@ -250,7 +216,7 @@ async fn a_generation_that_breaks_the_rule_is_rejected() {
     // Unchanged set but a bumped generation.
     let mut bad = unchanged_child(&s1);
     bad.metadata.support_bundle_generation = Generation::try_new(2).unwrap();
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(
         matches!(
             err,
@@ -269,7 +235,7 @@ async fn a_generation_that_breaks_the_rule_is_rejected() {
     b.request_alert(s1.cases[0].id, "x", json!({})).unwrap();
     let mut bad = b.build(&SatisfiedRequests::default()).unwrap();
     bad.metadata.alert_generation = s1.metadata.alert_generation;
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(
         matches!(err, Error::GenerationMismatch { resource: ResourceType::Alert, unchanged: false, expected, .. }
             if expected.as_i64() == 2),
@@ -278,7 +244,7 @@ async fn a_generation_that_breaks_the_rule_is_rejected() {
 
     // Changed set, bumped by two.
     bad.metadata.alert_generation = Generation::try_new(3).unwrap();
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(matches!(err, Error::GenerationMismatch { .. }), "{err:?}");
 }
 
@@ -300,7 +266,7 @@ async fn reused_and_duplicated_ids_are_rejected() {
     bad.alert_requests.push(dropped.clone());
     bad.normalize();
     bad.metadata.alert_generation = s2.metadata.alert_generation.next().unwrap();
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(
         matches!(err, Error::RequestIdReused { resource: ResourceType::Alert, id, ref used_by }
             if id == dropped.id.into_untyped() && used_by.contains(&s1.id().to_string())),
@@ -314,7 +280,7 @@ async fn reused_and_duplicated_ids_are_rejected() {
     bad.alert_requests.push(AlertRequest { id: taken, ..s2.alert_requests[0].clone() });
     bad.normalize();
     bad.metadata.alert_generation = s2.metadata.alert_generation.next().unwrap();
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(
         matches!(err, Error::RequestIdReused { id, ref used_by, .. }
             if id == taken.into_untyped() && used_by.contains("an alert with this id exists")),
@@ -325,7 +291,7 @@ async fn reused_and_duplicated_ids_are_rejected() {
     let mut bad = unchanged_child(&s2);
     let twice = bad.support_bundle_requests[0].clone();
     bad.support_bundle_requests.push(twice.clone());
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(
         matches!(err, Error::InvalidSitrep(SitrepValidationError::DuplicateId { id, .. })
             if id == twice.id.into_untyped()),
@@ -335,17 +301,17 @@ async fn reused_and_duplicated_ids_are_rejected() {
     // A request naming a case the sitrep does not hold, and an empty class.
     let mut bad = unchanged_child(&s2);
     bad.cases.clear();
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(matches!(err, Error::InvalidSitrep(SitrepValidationError::UnknownCase { .. })));
     let mut bad = unchanged_child(&s2);
     bad.alert_requests[0].class = String::new();
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(matches!(err, Error::InvalidSitrep(SitrepValidationError::EmptyField { .. })));
 
     // A sitrep id that is already taken.
     let mut bad = unchanged_child(&s2);
     bad.metadata.id = s1.id();
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(matches!(err, Error::SitrepExists(id) if id == s1.id()), "{err:?}");
 
     // A bundle id that is already a support-bundle row is caught the same way.
@@ -357,7 +323,7 @@ async fn reused_and_duplicated_ids_are_rejected() {
     bad.support_bundle_requests.push(request);
     bad.normalize();
     bad.metadata.support_bundle_generation = s2.metadata.support_bundle_generation.next().unwrap();
-    let err = rejected(&env, &bad).await;
+    let err = env.publish_rejected(&bad).await;
     assert!(
         matches!(err, Error::RequestIdReused { resource: ResourceType::SupportBundle, id, .. }
             if id == taken.into_untyped()),

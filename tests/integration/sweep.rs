@@ -55,16 +55,7 @@ async fn next(
 }
 
 async fn execute(env: &TestEnv, sitrep: &Sitrep, resource: ResourceType) {
-    let outcome = env
-        .datastore
-        .fm_resources_create(
-            &env.opctx(Role::FmExecutor),
-            sitrep.id(),
-            sitrep.metadata.generation(resource),
-            resource,
-        )
-        .await
-        .unwrap();
+    let outcome = env.execute_sitrep(sitrep, resource).await.unwrap();
     assert!(matches!(outcome, CreateOutcome::Executed(_)), "{outcome:?}");
 }
 

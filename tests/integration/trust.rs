@@ -9,8 +9,9 @@ use fm_db_queries::datastore::sitrep::prune::RetentionPolicy;
 use fm_db_queries::migration::{self, MIGRATIONS, SCHEMA_VERSION};
 use fm_db_queries::{Error, Role};
 use fm_dev::TestDatabase;
+use fm_integration_tests::sitreps::{child, first_sitrep};
 use fm_integration_tests::{TestEnv, connect, datastore, fm_table_checksums, opctx, test_log};
-use nexus_fm::builder::{SatisfiedRequests, SitrepBuilder};
+use nexus_fm::builder::SatisfiedRequests;
 use nexus_fm_types::{
     AlertRequest, AlertUuid, CaseUuid, ExecutorUuid, Generation, ResourceType, Sitrep, SitrepUuid,
     SitrepValidationError, SupportBundleUuid,
@@ -20,40 +21,11 @@ use uuid::Uuid;
 
 const NIL: &str = "00000000-0000-0000-0000-000000000000";
 
-fn first_sitrep(alerts: usize, bundles: usize) -> Sitrep {
-    let mut b = SitrepBuilder::new(None, ExecutorUuid::new_v4(), "first");
-    let case = b.open_case("power", "PSU 0 removed");
-    for i in 0..alerts {
-        b.request_alert(case, "hw.pwr.remove.psu", json!({ "slot": i })).unwrap();
-    }
-    for i in 0..bundles {
-        b.request_support_bundle(case, "PSU removed", json!({ "sp": i })).unwrap();
-    }
-    b.build(&SatisfiedRequests::default()).unwrap()
-}
-
-fn child(parent: &Sitrep) -> SitrepBuilder {
-    SitrepBuilder::new(Some(parent), ExecutorUuid::new_v4(), "child")
-}
-
 async fn publish(env: &TestEnv, sitrep: &Sitrep) {
     env.datastore
         .sitrep_insert(&env.opctx(Role::FmExecutor), sitrep)
         .await
         .unwrap_or_else(|e| panic!("publishing {}: {e:#?}", sitrep.id()));
-}
-
-/// Publishing `sitrep` must fail and leave every FM table as it was.
-async fn rejected(env: &TestEnv, sitrep: &Sitrep) -> Error {
-    let before = fm_table_checksums(env.db.url()).await;
-    let err = env
-        .datastore
-        .sitrep_insert(&env.opctx(Role::FmExecutor), sitrep)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("sitrep {} was published but must be rejected", sitrep.id()));
-    assert_eq!(before, fm_table_checksums(env.db.url()).await, "a rejected publish ({err}) wrote");
-    err
 }
 
 async fn create(
@@ -97,7 +69,7 @@ async fn nil_ids_are_refused_by_publishing_creation_and_the_schema() {
     let mut s = first_sitrep(2, 1);
     s.alert_requests[1].id = AlertUuid::from_untyped(nil);
     s.normalize();
-    let err = rejected(&env, &s).await;
+    let err = env.publish_rejected(&s).await;
     assert!(
         matches!(&err, Error::InvalidSitrep(SitrepValidationError::NilId { what })
             if what.starts_with("id of alert request")),
@@ -105,7 +77,7 @@ async fn nil_ids_are_refused_by_publishing_creation_and_the_schema() {
     );
     let mut s = first_sitrep(1, 1);
     s.metadata.creator_id = ExecutorUuid::from_untyped(nil);
-    let err = rejected(&env, &s).await;
+    let err = env.publish_rejected(&s).await;
     assert!(err.to_string().contains("creator id is the nil UUID"), "{err}");
 
     let before = fm_table_checksums(env.db.url()).await;
@@ -454,7 +426,7 @@ async fn a_collected_id_is_refused_after_every_sitrep_naming_it_is_pruned() {
     let request = reuse.alert_requests.iter_mut().find(|r| r.id == fresh).unwrap();
     request.id = a;
     reuse.normalize();
-    let err = rejected(&env, &reuse).await;
+    let err = env.publish_rejected(&reuse).await;
     assert!(
         matches!(&err, Error::RequestIdReused { id, used_by, .. }
             if *id == a.into_untyped() && used_by.contains("deleted")),
@@ -488,7 +460,7 @@ async fn inputs_that_contradict_the_history_are_refused() {
     let mut s2 = b.build(&SatisfiedRequests::default()).unwrap();
     let invented = SitrepUuid::new_v4();
     s2.alert_requests.iter_mut().find(|r| r.id == fresh).unwrap().requested_sitrep_id = invented;
-    let err = rejected(&env, &s2).await;
+    let err = env.publish_rejected(&s2).await;
     assert!(
         matches!(&err, Error::InconsistentSitrep { detail, .. } if detail.contains(&invented.to_string())),
         "{err:#?}"
@@ -500,7 +472,7 @@ async fn inputs_that_contradict_the_history_are_refused() {
     // A case whose opening sitrep changes between parent and child.
     let mut s3 = child(&s1).build(&SatisfiedRequests::default()).unwrap();
     s3.cases[0].opened_sitrep_id = s3.id();
-    let err = rejected(&env, &s3).await;
+    let err = env.publish_rejected(&s3).await;
     assert!(matches!(err, Error::InconsistentSitrep { .. }), "{err:#?}");
 
     // An alert request whose id is an existing support bundle's.
@@ -514,7 +486,7 @@ async fn inputs_that_contradict_the_history_are_refused() {
     s4.alert_requests.iter_mut().find(|r| r.id == fresh).unwrap().id =
         AlertUuid::from_untyped(bundle);
     s4.normalize();
-    let err = rejected(&env, &s4).await;
+    let err = env.publish_rejected(&s4).await;
     assert!(
         matches!(&err, Error::RequestIdReused { id, used_by, .. }
             if *id == bundle && used_by.contains("support bundle")),
@@ -525,7 +497,7 @@ async fn inputs_that_contradict_the_history_are_refused() {
     let mut s5 = child(&s1).build(&SatisfiedRequests::default()).unwrap();
     s5.alert_requests[0] =
         AlertRequest { payload: json!({ "note": "a\u{0}b" }), ..s5.alert_requests[0].clone() };
-    let err = rejected(&env, &s5).await;
+    let err = env.publish_rejected(&s5).await;
     assert!(
         matches!(&err, Error::InvalidSitrep(SitrepValidationError::NulCharacter { what })
             if what.starts_with("payload of alert request")),
@@ -533,7 +505,7 @@ async fn inputs_that_contradict_the_history_are_refused() {
     );
     let mut s6 = child(&s1).build(&SatisfiedRequests::default()).unwrap();
     s6.metadata.comment = "\u{0}".into();
-    let err = rejected(&env, &s6).await;
+    let err = env.publish_rejected(&s6).await;
     assert!(matches!(err, Error::InvalidSitrep(SitrepValidationError::NulCharacter { .. })));
 
     // The corrected sitrep publishes.
