@@ -9,7 +9,7 @@
 //! The sample parameters are fixed, so the snapshots are stable. The same
 //! entries can be built with [`catalogue_with`] and parameters that point at
 //! real rows, which is what the `EXPLAIN (ANALYZE)` audit does: each entry
-//! declares in [`ROW_BOUNDS`] how many rows any one node of its plan may
+//! declares in [`EXPECTATIONS`] how many rows any one node of its plan may
 //! read, whatever the volume.
 
 use crate::datastore::alert::{
@@ -99,10 +99,10 @@ pub struct CatalogueEntry {
     pub name: &'static str,
     /// The SQL text with its sample binds.
     pub sql: String,
-    /// Indexes the plan must use, every one of them (from [`EXPECTED_INDEXES`]).
+    /// Indexes the plan must use, every one of them (from [`EXPECTATIONS`]).
     pub expected_indexes: &'static [&'static str],
     /// How many rows any one plan node may read, and why (from
-    /// [`ROW_BOUNDS`]; `None` if it is not listed, which fails the audit).
+    /// [`EXPECTATIONS`]; `None` if it is not listed, which fails the audit).
     pub row_bound: Option<(RowBound, &'static str)>,
     explain: ExplainFn,
     analyze: AnalyzeFn,
@@ -168,231 +168,10 @@ macro_rules! entry {
     }};
 }
 
-/// The indexes each catalogued query must use. The audit fails a plan that
-/// does not mention every one of them, which catches what "no Seq Scan"
-/// alone cannot: a full walk of the primary key instead of the intended
-/// partial index. Every catalogued query must be listed (a unit test checks
-/// it); an empty list means "no sequential scan" is the whole requirement
-/// (e.g. where the planner may legitimately choose between two indexes).
-pub const EXPECTED_INDEXES: &[(&str, &[&str])] = &[
-    ("db_metadata_exists", &[]),
-    ("schema_version", &["db_metadata_pkey"]),
-    // Advisory locks touch no table.
-    ("schema_migration_lock", &[]),
-    ("schema_migration_unlock", &[]),
-    ("schema_target_version_update", &["db_metadata_pkey"]),
-    ("schema_first_version_insert", &["db_metadata_pkey"]),
-    ("schema_version_update", &["db_metadata_pkey"]),
-    // Inserts without a conflict target plan as a plain insert: no index.
-    ("server_version", &[]),
-    ("sitrep_insert_sitrep_row", &[]),
-    ("sitrep_insert_cases", &[]),
-    ("sitrep_insert_alert_requests", &[]),
-    ("sitrep_insert_support_bundle_requests", &[]),
-    ("sitrep_insert_history_entry", &["fm_sitrep_history_pkey"]),
-    ("sitrep_archive_insert", &[]),
-    ("resource_create_alert", &[]),
-    ("resource_create_support_bundle", &[]),
-    ("sitrep_current_history_entry", &["fm_sitrep_history_pkey"]),
-    ("sitrep_history_entry_by_sitrep", &["fm_sitrep_history_sitrep_id_key"]),
-    ("sitrep_metadata", &["fm_sitrep_pkey"]),
-    // The loader's summary: counts over one sitrep's primary-key range.
-    ("sitrep_case_count", &["fm_case_pkey"]),
-    ("sitrep_alert_request_counts", &["fm_alert_request_pkey"]),
-    ("sitrep_support_bundle_request_counts", &["fm_support_bundle_request_pkey"]),
-    ("sitrep_history_page_ascending", &["fm_sitrep_history_pkey"]),
-    ("sitrep_history_page_descending", &["fm_sitrep_history_pkey"]),
-    ("sitrep_case_page", &["fm_case_pkey"]),
-    ("sitrep_case_page_first", &["fm_case_pkey"]),
-    ("sitrep_alert_request_page", &["fm_alert_request_pkey"]),
-    ("sitrep_alert_request_page_first", &["fm_alert_request_pkey"]),
-    ("sitrep_support_bundle_request_page", &["fm_support_bundle_request_pkey"]),
-    ("sitrep_support_bundle_request_page_first", &["fm_support_bundle_request_pkey"]),
-    ("sitrep_alert_request_id_page", &["fm_alert_request_pkey"]),
-    ("sitrep_alert_request_id_page_first", &["fm_alert_request_pkey"]),
-    ("sitrep_support_bundle_request_id_page", &["fm_support_bundle_request_pkey"]),
-    ("sitrep_support_bundle_request_id_page_first", &["fm_support_bundle_request_pkey"]),
-    ("sitrep_insert_alert_any_of", &["alert_pkey"]),
-    ("sitrep_insert_collected_any_of", &["fm_collected_resource_pkey"]),
-    ("sitrep_insert_support_bundle_any_of", &["support_bundle_pkey"]),
-    ("sitrep_insert_alert_request_any_of", &["lookup_fm_alert_request_by_id"]),
-    ("sitrep_insert_support_bundle_request_any_of", &["lookup_fm_support_bundle_request_by_id"]),
-    ("sitrep_insert_notify", &[]),
-    ("sitrep_prune_history_page", &["fm_sitrep_history_pkey"]),
-    ("sitrep_prune_history_entry_by_version", &["fm_sitrep_history_pkey"]),
-    ("sitrep_prune_delete_sitrep", &["fm_sitrep_pkey"]),
-    ("sitrep_prune_delete_cases", &["fm_case_pkey"]),
-    ("sitrep_prune_delete_alert_requests", &["fm_alert_request_pkey"]),
-    ("sitrep_prune_delete_support_bundle_requests", &["fm_support_bundle_request_pkey"]),
-    ("sitrep_prune_delete_history_entry", &["fm_sitrep_history_pkey"]),
-    ("sitrep_archive_entry", &["fm_sitrep_archive_pkey"]),
-    ("sitrep_archive_nth_newest_version", &["fm_sitrep_archive_version_key"]),
-    ("sitrep_archive_page_at_or_below", &["fm_sitrep_archive_version_key"]),
-    ("sitrep_archive_delete", &["fm_sitrep_archive_pkey"]),
-    (
-        "rendezvous_guarded_create_alert",
-        &[
-            "fm_sitrep_history_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_sitrep_pkey",
-            "fm_alert_request_pkey",
-            "alert_pkey",
-            "fm_collected_resource_pkey",
-        ],
-    ),
-    (
-        "rendezvous_guarded_create_alert_first",
-        &[
-            "fm_sitrep_history_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_sitrep_pkey",
-            "fm_alert_request_pkey",
-            "alert_pkey",
-            "fm_collected_resource_pkey",
-        ],
-    ),
-    (
-        "rendezvous_guarded_create_support_bundle",
-        &[
-            "fm_sitrep_history_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_sitrep_pkey",
-            "fm_support_bundle_request_pkey",
-            "support_bundle_pkey",
-            "fm_collected_resource_pkey",
-        ],
-    ),
-    (
-        "rendezvous_guarded_create_support_bundle_first",
-        &[
-            "fm_sitrep_history_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_sitrep_pkey",
-            "fm_support_bundle_request_pkey",
-            "support_bundle_pkey",
-            "fm_collected_resource_pkey",
-        ],
-    ),
-    // Reads of the debug CLI (datastore/debug.rs).
-    ("debug_alert_including_deleted_first_page", &["alert_pkey"]),
-    ("debug_support_bundle_including_deleted_first_page", &["support_bundle_pkey"]),
-    ("debug_collected_of", &["fm_collected_resource_pkey"]),
-    ("debug_archive_sitrep_id_by_version", &["fm_sitrep_archive_version_key"]),
-    ("debug_alert_tombstone_summary", &["alert_tombstones"]),
-    ("debug_support_bundle_tombstone_summary", &["support_bundle_tombstones"]),
-    ("debug_alert_tombstone_first_page", &["alert_tombstones"]),
-    ("debug_support_bundle_tombstone_first_page", &["support_bundle_tombstones"]),
-    ("rendezvous_alert_rows_of", &["alert_pkey"]),
-    ("rendezvous_support_bundle_rows_of", &["support_bundle_pkey"]),
-    (
-        "sweep_page_alert",
-        &[
-            "alert_tombstones",
-            "fm_sitrep_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_alert_request_pkey",
-        ],
-    ),
-    (
-        "sweep_page_alert_first",
-        &[
-            "alert_tombstones",
-            "fm_sitrep_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_alert_request_pkey",
-        ],
-    ),
-    (
-        "sweep_page_support_bundle",
-        &[
-            "support_bundle_tombstones",
-            "fm_sitrep_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_support_bundle_request_pkey",
-        ],
-    ),
-    (
-        "sweep_page_support_bundle_first",
-        &[
-            "support_bundle_tombstones",
-            "fm_sitrep_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_support_bundle_request_pkey",
-        ],
-    ),
-    (
-        "sweep_dry_run_page_alert",
-        &[
-            "alert_tombstones",
-            "fm_sitrep_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_alert_request_pkey",
-        ],
-    ),
-    (
-        "sweep_dry_run_page_alert_first",
-        &[
-            "alert_tombstones",
-            "fm_sitrep_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_alert_request_pkey",
-        ],
-    ),
-    (
-        "sweep_dry_run_page_support_bundle",
-        &[
-            "support_bundle_tombstones",
-            "fm_sitrep_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_support_bundle_request_pkey",
-        ],
-    ),
-    (
-        "sweep_dry_run_page_support_bundle_first",
-        &[
-            "support_bundle_tombstones",
-            "fm_sitrep_pkey",
-            "fm_sitrep_history_sitrep_id_key",
-            "fm_support_bundle_request_pkey",
-        ],
-    ),
-    ("task_status_upsert", &["fm_executor_task_status_pkey"]),
-    ("task_status_page", &["fm_executor_task_status_pkey"]),
-    ("task_status_page_first", &["fm_executor_task_status_pkey"]),
-    ("task_status_of_executor", &["fm_executor_task_status_pkey"]),
-    ("alert_get", &["alert_pkey"]),
-    ("alert_get_including_deleted", &["alert_pkey"]),
-    ("alert_page", &["alert_pkey"]),
-    ("alert_page_first", &["alert_pkey"]),
-    ("alert_by_case_page", &["lookup_live_alert_by_case"]),
-    ("alert_by_case_page_first", &["lookup_live_alert_by_case"]),
-    ("alert_dispatch_queue_first", &["lookup_undispatched_alert"]),
-    ("alert_dispatch_queue_after", &["lookup_undispatched_alert"]),
-    ("alert_mark_dispatched", &["alert_pkey"]),
-    ("alert_tombstone", &["alert_pkey"]),
-    ("alert_hard_delete", &["alert_pkey"]),
-    ("support_bundle_get", &["support_bundle_pkey"]),
-    ("support_bundle_get_including_deleted", &["support_bundle_pkey"]),
-    ("support_bundle_page", &["support_bundle_pkey"]),
-    ("support_bundle_page_first", &["support_bundle_pkey"]),
-    ("support_bundle_by_executor_page", &["lookup_live_support_bundle_by_executor"]),
-    ("support_bundle_by_executor_page_first", &["lookup_live_support_bundle_by_executor"]),
-    ("support_bundle_by_case_page", &["lookup_live_support_bundle_by_case"]),
-    ("support_bundle_by_case_page_first", &["lookup_live_support_bundle_by_case"]),
-    ("support_bundle_update_state", &["support_bundle_pkey"]),
-    ("support_bundle_update_comment", &["support_bundle_pkey"]),
-    ("support_bundle_orphaned_page", &["lookup_live_support_bundle_by_executor"]),
-    ("support_bundle_orphaned_page_first", &["lookup_live_support_bundle_by_executor"]),
-    // The planner may take the primary key or the executor index here.
-    ("support_bundle_fail", &[]),
-    ("support_bundle_tombstone", &["support_bundle_pkey"]),
-    ("support_bundle_hard_delete", &["support_bundle_pkey"]),
-];
-
 /// The expected indexes of one query (empty if it is not listed, which a
 /// unit test forbids).
 fn expected_indexes(name: &str) -> &'static [&'static str] {
-    EXPECTED_INDEXES.iter().find(|(n, _)| *n == name).map_or(&[], |(_, indexes)| *indexes)
+    expectation(name).map_or(&[], |(_, indexes, _, _)| *indexes)
 }
 
 /// Rows any one node of a point lookup or a write by key may read.
@@ -409,9 +188,11 @@ pub const PAGE_SLACK: u64 = 10;
 /// rows in the same id range too: up to 1.2 pages for request pages and
 /// 1.8 for a case's alerts. It picks that walk only when most rows match,
 /// so the extra is a small factor, never the whole partition a hashed
-/// sub-plan reads (100 pages here). TODO-correctness: ordering those
-/// pages by the whole key (`sitrep_id, id`) would pin the primary key and
-/// allow a factor of 1.
+/// sub-plan reads (100 pages here). Ordering the pages by the whole key
+/// (`sitrep_id, id`) does not pin the primary key: with `sitrep_id` fixed
+/// by equality PostgreSQL drops it from the sort key (tried; the audit
+/// still saw 1.2 pages). TODO-correctness: a factor of 1 needs the planner
+/// kept off the id-only index for these pages.
 pub const PAGE_READ_FACTOR: u64 = 3;
 
 /// The page size of the catalogue's request pages (production reads use
@@ -474,136 +255,426 @@ const DEBUG_TOMBSTONES: &str = "fmdb: counts the tombstones through the tombston
 /// per new current sitrep, on the server, returning one row.
 const SUMMARY_COUNT: &str = "the loader counts one sitrep's rows, once per new sitrep";
 
-/// Every catalogued query's bound on rows read per plan node, with the
-/// reason. The `EXPLAIN (ANALYZE)` audit fails a query that is not listed
-/// here (and a unit test checks the list matches the catalogue).
-pub const ROW_BOUNDS: &[(&str, RowBound, &str)] = &[
-    ("db_metadata_exists", RowBound::Point, "catalog lookup by name"),
-    ("schema_version", RowBound::Point, "the singleton row"),
-    ("sitrep_case_count", RowBound::OneSitrep, SUMMARY_COUNT),
-    ("debug_alert_including_deleted_first_page", PAGE_LIST, "fmdb: one page by primary key"),
+/// What the EXPLAIN audits expect of each catalogued query, keyed by its
+/// name: the indexes its plan must use, every one of them (an empty list
+/// means "no sequential scan" is the whole requirement, e.g. where the
+/// planner may legitimately choose between two indexes), and its bound on
+/// rows read by any one plan node under `EXPLAIN (ANALYZE)`, with the
+/// reason. Listing every index catches what "no Seq Scan" alone cannot (a
+/// full walk of the primary key instead of the intended partial index);
+/// the row bound catches a hashed sub-plan or bitmap scan over a whole
+/// sitrep. Every catalogued query must be listed, once (a unit test checks
+/// it).
+pub const EXPECTATIONS: &[(&str, &[&str], RowBound, &str)] = &[
+    ("db_metadata_exists", &[], RowBound::Point, "catalog lookup by name"),
+    ("schema_version", &["db_metadata_pkey"], RowBound::Point, "the singleton row"),
+    // Advisory locks touch no table.
+    ("schema_migration_lock", &[], RowBound::Point, NO_TABLE),
+    ("schema_migration_unlock", &[], RowBound::Point, NO_TABLE),
+    ("schema_target_version_update", &["db_metadata_pkey"], RowBound::Point, "the singleton row"),
+    ("schema_first_version_insert", &["db_metadata_pkey"], RowBound::Point, "the singleton row"),
+    ("schema_version_update", &["db_metadata_pkey"], RowBound::Point, "the singleton row"),
+    // Inserts without a conflict target plan as a plain insert: no index.
+    ("server_version", &[], RowBound::Point, NO_TABLE),
+    ("sitrep_insert_sitrep_row", &[], RowBound::Point, INSERT_ROWS),
+    ("sitrep_insert_cases", &[], RowBound::Point, INSERT_ROWS),
+    ("sitrep_insert_alert_requests", &[], RowBound::Point, INSERT_ROWS),
+    ("sitrep_insert_support_bundle_requests", &[], RowBound::Point, INSERT_ROWS),
+    ("sitrep_insert_history_entry", &["fm_sitrep_history_pkey"], RowBound::Point, INSERT_ROWS),
+    ("sitrep_archive_insert", &[], RowBound::Point, INSERT_ROWS),
+    ("resource_create_alert", &[], RowBound::Point, INSERT_ROWS),
+    ("resource_create_support_bundle", &[], RowBound::Point, INSERT_ROWS),
     (
-        "debug_support_bundle_including_deleted_first_page",
-        PAGE_LIST,
-        "fmdb: one page by primary key",
+        "sitrep_current_history_entry",
+        &["fm_sitrep_history_pkey"],
+        RowBound::Point,
+        "newest entry of the history's key",
     ),
-    ("debug_collected_of", RowBound::Point, "fmdb: ledger lookups by primary key"),
-    ("debug_archive_sitrep_id_by_version", RowBound::Point, "fmdb: one archive entry"),
-    // fmdb's tombstone summary counts every tombstone of a type through the
-    // tombstone-only partial index: bounded by the tombstones (far fewer
-    // than the audit's sitrep), never by the live rows.
-    ("debug_alert_tombstone_summary", RowBound::OneSitrep, DEBUG_TOMBSTONES),
-    ("debug_support_bundle_tombstone_summary", RowBound::OneSitrep, DEBUG_TOMBSTONES),
-    ("debug_alert_tombstone_first_page", PAGE_LIST, "fmdb: one page of the tombstone index"),
     (
-        "debug_support_bundle_tombstone_first_page",
-        PAGE_LIST,
-        "fmdb: one page of the tombstone index",
+        "sitrep_history_entry_by_sitrep",
+        &["fm_sitrep_history_sitrep_id_key"],
+        RowBound::Point,
+        BY_KEY,
     ),
-    ("sitrep_alert_request_counts", RowBound::OneSitrep, SUMMARY_COUNT),
-    ("sitrep_support_bundle_request_counts", RowBound::OneSitrep, SUMMARY_COUNT),
-    ("schema_migration_lock", RowBound::Point, NO_TABLE),
-    ("schema_migration_unlock", RowBound::Point, NO_TABLE),
-    ("schema_target_version_update", RowBound::Point, "the singleton row"),
-    ("schema_first_version_insert", RowBound::Point, "the singleton row"),
-    ("schema_version_update", RowBound::Point, "the singleton row"),
-    ("server_version", RowBound::Point, NO_TABLE),
-    ("sitrep_insert_sitrep_row", RowBound::Point, INSERT_ROWS),
-    ("sitrep_insert_cases", RowBound::Point, INSERT_ROWS),
-    ("sitrep_insert_alert_requests", RowBound::Point, INSERT_ROWS),
-    ("sitrep_insert_support_bundle_requests", RowBound::Point, INSERT_ROWS),
-    ("sitrep_insert_history_entry", RowBound::Point, INSERT_ROWS),
-    ("sitrep_archive_insert", RowBound::Point, INSERT_ROWS),
-    ("resource_create_alert", RowBound::Point, INSERT_ROWS),
-    ("resource_create_support_bundle", RowBound::Point, INSERT_ROWS),
-    ("sitrep_current_history_entry", RowBound::Point, "newest entry of the history's key"),
-    ("sitrep_history_entry_by_sitrep", RowBound::Point, BY_KEY),
-    ("sitrep_metadata", RowBound::Point, BY_KEY),
-    ("sitrep_history_page_ascending", PAGE_LIST, "keyset page of the history"),
-    ("sitrep_history_page_descending", PAGE_LIST, "keyset page of the history"),
-    ("sitrep_case_page", RowBound::Page(READ_PAGE_ROWS), REQUEST_PAGE),
-    ("sitrep_case_page_first", RowBound::Page(READ_PAGE_ROWS), REQUEST_PAGE),
-    ("sitrep_alert_request_page", PAGE_REQUESTS, REQUEST_PAGE),
-    ("sitrep_alert_request_page_first", PAGE_REQUESTS, REQUEST_PAGE),
-    ("sitrep_support_bundle_request_page", PAGE_REQUESTS, REQUEST_PAGE),
-    ("sitrep_support_bundle_request_page_first", PAGE_REQUESTS, REQUEST_PAGE),
-    ("sitrep_alert_request_id_page", PAGE_REQUESTS, REQUEST_PAGE),
-    ("sitrep_alert_request_id_page_first", PAGE_REQUESTS, REQUEST_PAGE),
-    ("sitrep_support_bundle_request_id_page", PAGE_REQUESTS, REQUEST_PAGE),
-    ("sitrep_support_bundle_request_id_page_first", PAGE_REQUESTS, REQUEST_PAGE),
-    ("sitrep_insert_alert_any_of", RowBound::Point, "the given ids by primary key"),
-    ("sitrep_insert_collected_any_of", RowBound::Point, "the given ids by primary key"),
-    ("sitrep_insert_support_bundle_any_of", RowBound::Point, "the given ids by primary key"),
+    ("sitrep_metadata", &["fm_sitrep_pkey"], RowBound::Point, BY_KEY),
+    // The loader's summary: counts over one sitrep's primary-key range.
+    ("sitrep_case_count", &["fm_case_pkey"], RowBound::OneSitrep, SUMMARY_COUNT),
+    ("sitrep_alert_request_counts", &["fm_alert_request_pkey"], RowBound::OneSitrep, SUMMARY_COUNT),
+    (
+        "sitrep_support_bundle_request_counts",
+        &["fm_support_bundle_request_pkey"],
+        RowBound::OneSitrep,
+        SUMMARY_COUNT,
+    ),
+    (
+        "sitrep_history_page_ascending",
+        &["fm_sitrep_history_pkey"],
+        PAGE_LIST,
+        "keyset page of the history",
+    ),
+    (
+        "sitrep_history_page_descending",
+        &["fm_sitrep_history_pkey"],
+        PAGE_LIST,
+        "keyset page of the history",
+    ),
+    ("sitrep_case_page", &["fm_case_pkey"], RowBound::Page(READ_PAGE_ROWS), REQUEST_PAGE),
+    ("sitrep_case_page_first", &["fm_case_pkey"], RowBound::Page(READ_PAGE_ROWS), REQUEST_PAGE),
+    ("sitrep_alert_request_page", &["fm_alert_request_pkey"], PAGE_REQUESTS, REQUEST_PAGE),
+    ("sitrep_alert_request_page_first", &["fm_alert_request_pkey"], PAGE_REQUESTS, REQUEST_PAGE),
+    (
+        "sitrep_support_bundle_request_page",
+        &["fm_support_bundle_request_pkey"],
+        PAGE_REQUESTS,
+        REQUEST_PAGE,
+    ),
+    (
+        "sitrep_support_bundle_request_page_first",
+        &["fm_support_bundle_request_pkey"],
+        PAGE_REQUESTS,
+        REQUEST_PAGE,
+    ),
+    ("sitrep_alert_request_id_page", &["fm_alert_request_pkey"], PAGE_REQUESTS, REQUEST_PAGE),
+    ("sitrep_alert_request_id_page_first", &["fm_alert_request_pkey"], PAGE_REQUESTS, REQUEST_PAGE),
+    (
+        "sitrep_support_bundle_request_id_page",
+        &["fm_support_bundle_request_pkey"],
+        PAGE_REQUESTS,
+        REQUEST_PAGE,
+    ),
+    (
+        "sitrep_support_bundle_request_id_page_first",
+        &["fm_support_bundle_request_pkey"],
+        PAGE_REQUESTS,
+        REQUEST_PAGE,
+    ),
+    (
+        "sitrep_insert_alert_any_of",
+        &["alert_pkey"],
+        RowBound::Point,
+        "the given ids by primary key",
+    ),
+    (
+        "sitrep_insert_collected_any_of",
+        &["fm_collected_resource_pkey"],
+        RowBound::Point,
+        "the given ids by primary key",
+    ),
+    (
+        "sitrep_insert_support_bundle_any_of",
+        &["support_bundle_pkey"],
+        RowBound::Point,
+        "the given ids by primary key",
+    ),
     (
         "sitrep_insert_alert_request_any_of",
+        &["lookup_fm_alert_request_by_id"],
         RowBound::Point,
         "the given ids by the id index: one row per retained sitrep requesting each",
     ),
     (
         "sitrep_insert_support_bundle_request_any_of",
+        &["lookup_fm_support_bundle_request_by_id"],
         RowBound::Point,
         "the given ids by the id index: one row per retained sitrep requesting each",
     ),
-    ("sitrep_insert_notify", RowBound::Point, NO_TABLE),
-    ("sitrep_prune_history_page", RowBound::Page(PRUNE_PAGE_ROWS), "keyset page of the history"),
-    ("sitrep_prune_history_entry_by_version", RowBound::Point, BY_KEY),
-    ("sitrep_prune_delete_sitrep", RowBound::Point, BY_KEY),
-    ("sitrep_prune_delete_cases", RowBound::OneSitrep, PRUNE_CHILDREN),
-    ("sitrep_prune_delete_alert_requests", RowBound::OneSitrep, PRUNE_CHILDREN),
-    ("sitrep_prune_delete_support_bundle_requests", RowBound::OneSitrep, PRUNE_CHILDREN),
-    ("sitrep_prune_delete_history_entry", RowBound::Point, BY_KEY),
-    ("sitrep_archive_entry", RowBound::Point, BY_KEY),
+    ("sitrep_insert_notify", &[], RowBound::Point, NO_TABLE),
+    (
+        "sitrep_prune_history_page",
+        &["fm_sitrep_history_pkey"],
+        RowBound::Page(PRUNE_PAGE_ROWS),
+        "keyset page of the history",
+    ),
+    ("sitrep_prune_history_entry_by_version", &["fm_sitrep_history_pkey"], RowBound::Point, BY_KEY),
+    ("sitrep_prune_delete_sitrep", &["fm_sitrep_pkey"], RowBound::Point, BY_KEY),
+    ("sitrep_prune_delete_cases", &["fm_case_pkey"], RowBound::OneSitrep, PRUNE_CHILDREN),
+    (
+        "sitrep_prune_delete_alert_requests",
+        &["fm_alert_request_pkey"],
+        RowBound::OneSitrep,
+        PRUNE_CHILDREN,
+    ),
+    (
+        "sitrep_prune_delete_support_bundle_requests",
+        &["fm_support_bundle_request_pkey"],
+        RowBound::OneSitrep,
+        PRUNE_CHILDREN,
+    ),
+    ("sitrep_prune_delete_history_entry", &["fm_sitrep_history_pkey"], RowBound::Point, BY_KEY),
+    ("sitrep_archive_entry", &["fm_sitrep_archive_pkey"], RowBound::Point, BY_KEY),
     (
         "sitrep_archive_nth_newest_version",
+        &["fm_sitrep_archive_version_key"],
         RowBound::Page(SAMPLE_ARCHIVE_SKIP),
         "walks `skip` (the archive's keep count) entries of the version key",
     ),
-    ("sitrep_archive_page_at_or_below", RowBound::Page(PRUNE_PAGE_ROWS), "page of the version key"),
-    ("sitrep_archive_delete", RowBound::Point, "the given ids by primary key"),
-    ("rendezvous_guarded_create_alert", CREATE_BOUND, CREATE_PAGE),
-    ("rendezvous_guarded_create_alert_first", CREATE_BOUND, CREATE_PAGE),
-    ("rendezvous_guarded_create_support_bundle", CREATE_BOUND, CREATE_PAGE),
-    ("rendezvous_guarded_create_support_bundle_first", CREATE_BOUND, CREATE_PAGE),
-    ("rendezvous_alert_rows_of", RowBound::Point, "the given ids by primary key"),
-    ("rendezvous_support_bundle_rows_of", RowBound::Point, "the given ids by primary key"),
-    ("sweep_page_alert", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
-    ("sweep_page_alert_first", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
-    ("sweep_page_support_bundle", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
-    ("sweep_page_support_bundle_first", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
-    ("sweep_dry_run_page_alert", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
-    ("sweep_dry_run_page_alert_first", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
-    ("sweep_dry_run_page_support_bundle", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
-    ("sweep_dry_run_page_support_bundle_first", RowBound::Page(SWEEP_PAGE_ROWS), SWEEP_PAGE),
-    ("task_status_upsert", RowBound::Point, BY_KEY),
-    ("task_status_page", PAGE_LIST, LIST_PAGE),
-    ("task_status_page_first", PAGE_LIST, LIST_PAGE),
-    ("task_status_of_executor", PAGE_LIST, "one executor's tasks, limited"),
-    ("alert_get", RowBound::Point, BY_KEY),
-    ("alert_get_including_deleted", RowBound::Point, BY_KEY),
-    ("alert_page", PAGE_LIST, LIST_PAGE),
-    ("alert_page_first", PAGE_LIST, LIST_PAGE),
-    ("alert_by_case_page", PAGE_LIST, LIST_PAGE),
-    ("alert_by_case_page_first", PAGE_LIST, LIST_PAGE),
-    ("alert_dispatch_queue_first", PAGE_LIST, LIST_PAGE),
-    ("alert_dispatch_queue_after", PAGE_LIST, LIST_PAGE),
-    ("alert_mark_dispatched", RowBound::Point, BY_KEY),
-    ("alert_tombstone", RowBound::Point, BY_KEY),
-    ("alert_hard_delete", RowBound::Point, BY_KEY),
-    ("support_bundle_get", RowBound::Point, BY_KEY),
-    ("support_bundle_get_including_deleted", RowBound::Point, BY_KEY),
-    ("support_bundle_page", PAGE_LIST, LIST_PAGE),
-    ("support_bundle_page_first", PAGE_LIST, LIST_PAGE),
-    ("support_bundle_by_executor_page", PAGE_LIST, LIST_PAGE),
-    ("support_bundle_by_executor_page_first", PAGE_LIST, LIST_PAGE),
-    ("support_bundle_by_case_page", PAGE_LIST, LIST_PAGE),
-    ("support_bundle_by_case_page_first", PAGE_LIST, LIST_PAGE),
-    ("support_bundle_update_state", RowBound::Point, BY_KEY),
-    ("support_bundle_update_comment", RowBound::Point, BY_KEY),
-    ("support_bundle_orphaned_page", PAGE_REQUESTS, LIST_PAGE),
-    ("support_bundle_orphaned_page_first", PAGE_REQUESTS, LIST_PAGE),
-    ("support_bundle_fail", RowBound::Point, "the given ids by primary key"),
-    ("support_bundle_tombstone", RowBound::Point, BY_KEY),
-    ("support_bundle_hard_delete", RowBound::Point, BY_KEY),
+    (
+        "sitrep_archive_page_at_or_below",
+        &["fm_sitrep_archive_version_key"],
+        RowBound::Page(PRUNE_PAGE_ROWS),
+        "page of the version key",
+    ),
+    (
+        "sitrep_archive_delete",
+        &["fm_sitrep_archive_pkey"],
+        RowBound::Point,
+        "the given ids by primary key",
+    ),
+    (
+        "rendezvous_guarded_create_alert",
+        &[
+            "fm_sitrep_history_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_sitrep_pkey",
+            "fm_alert_request_pkey",
+            "alert_pkey",
+            "fm_collected_resource_pkey",
+        ],
+        CREATE_BOUND,
+        CREATE_PAGE,
+    ),
+    (
+        "rendezvous_guarded_create_alert_first",
+        &[
+            "fm_sitrep_history_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_sitrep_pkey",
+            "fm_alert_request_pkey",
+            "alert_pkey",
+            "fm_collected_resource_pkey",
+        ],
+        CREATE_BOUND,
+        CREATE_PAGE,
+    ),
+    (
+        "rendezvous_guarded_create_support_bundle",
+        &[
+            "fm_sitrep_history_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_sitrep_pkey",
+            "fm_support_bundle_request_pkey",
+            "support_bundle_pkey",
+            "fm_collected_resource_pkey",
+        ],
+        CREATE_BOUND,
+        CREATE_PAGE,
+    ),
+    (
+        "rendezvous_guarded_create_support_bundle_first",
+        &[
+            "fm_sitrep_history_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_sitrep_pkey",
+            "fm_support_bundle_request_pkey",
+            "support_bundle_pkey",
+            "fm_collected_resource_pkey",
+        ],
+        CREATE_BOUND,
+        CREATE_PAGE,
+    ),
+    // Reads of the debug CLI (datastore/debug.rs).
+    (
+        "debug_alert_including_deleted_first_page",
+        &["alert_pkey"],
+        PAGE_LIST,
+        "fmdb: one page by primary key",
+    ),
+    (
+        "debug_support_bundle_including_deleted_first_page",
+        &["support_bundle_pkey"],
+        PAGE_LIST,
+        "fmdb: one page by primary key",
+    ),
+    (
+        "debug_collected_of",
+        &["fm_collected_resource_pkey"],
+        RowBound::Point,
+        "fmdb: ledger lookups by primary key",
+    ),
+    (
+        "debug_archive_sitrep_id_by_version",
+        &["fm_sitrep_archive_version_key"],
+        RowBound::Point,
+        "fmdb: one archive entry",
+    ),
+    // fmdb's tombstone summary counts every tombstone of a type through the
+    // tombstone-only partial index: bounded by the tombstones (far fewer
+    // than the audit's sitrep), never by the live rows.
+    ("debug_alert_tombstone_summary", &["alert_tombstones"], RowBound::OneSitrep, DEBUG_TOMBSTONES),
+    (
+        "debug_support_bundle_tombstone_summary",
+        &["support_bundle_tombstones"],
+        RowBound::OneSitrep,
+        DEBUG_TOMBSTONES,
+    ),
+    (
+        "debug_alert_tombstone_first_page",
+        &["alert_tombstones"],
+        PAGE_LIST,
+        "fmdb: one page of the tombstone index",
+    ),
+    (
+        "debug_support_bundle_tombstone_first_page",
+        &["support_bundle_tombstones"],
+        PAGE_LIST,
+        "fmdb: one page of the tombstone index",
+    ),
+    ("rendezvous_alert_rows_of", &["alert_pkey"], RowBound::Point, "the given ids by primary key"),
+    (
+        "rendezvous_support_bundle_rows_of",
+        &["support_bundle_pkey"],
+        RowBound::Point,
+        "the given ids by primary key",
+    ),
+    (
+        "sweep_page_alert",
+        &[
+            "alert_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_alert_request_pkey",
+        ],
+        RowBound::Page(SWEEP_PAGE_ROWS),
+        SWEEP_PAGE,
+    ),
+    (
+        "sweep_page_alert_first",
+        &[
+            "alert_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_alert_request_pkey",
+        ],
+        RowBound::Page(SWEEP_PAGE_ROWS),
+        SWEEP_PAGE,
+    ),
+    (
+        "sweep_page_support_bundle",
+        &[
+            "support_bundle_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_support_bundle_request_pkey",
+        ],
+        RowBound::Page(SWEEP_PAGE_ROWS),
+        SWEEP_PAGE,
+    ),
+    (
+        "sweep_page_support_bundle_first",
+        &[
+            "support_bundle_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_support_bundle_request_pkey",
+        ],
+        RowBound::Page(SWEEP_PAGE_ROWS),
+        SWEEP_PAGE,
+    ),
+    (
+        "sweep_dry_run_page_alert",
+        &[
+            "alert_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_alert_request_pkey",
+        ],
+        RowBound::Page(SWEEP_PAGE_ROWS),
+        SWEEP_PAGE,
+    ),
+    (
+        "sweep_dry_run_page_alert_first",
+        &[
+            "alert_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_alert_request_pkey",
+        ],
+        RowBound::Page(SWEEP_PAGE_ROWS),
+        SWEEP_PAGE,
+    ),
+    (
+        "sweep_dry_run_page_support_bundle",
+        &[
+            "support_bundle_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_support_bundle_request_pkey",
+        ],
+        RowBound::Page(SWEEP_PAGE_ROWS),
+        SWEEP_PAGE,
+    ),
+    (
+        "sweep_dry_run_page_support_bundle_first",
+        &[
+            "support_bundle_tombstones",
+            "fm_sitrep_pkey",
+            "fm_sitrep_history_sitrep_id_key",
+            "fm_support_bundle_request_pkey",
+        ],
+        RowBound::Page(SWEEP_PAGE_ROWS),
+        SWEEP_PAGE,
+    ),
+    ("task_status_upsert", &["fm_executor_task_status_pkey"], RowBound::Point, BY_KEY),
+    ("task_status_page", &["fm_executor_task_status_pkey"], PAGE_LIST, LIST_PAGE),
+    ("task_status_page_first", &["fm_executor_task_status_pkey"], PAGE_LIST, LIST_PAGE),
+    (
+        "task_status_of_executor",
+        &["fm_executor_task_status_pkey"],
+        PAGE_LIST,
+        "one executor's tasks, limited",
+    ),
+    ("alert_get", &["alert_pkey"], RowBound::Point, BY_KEY),
+    ("alert_get_including_deleted", &["alert_pkey"], RowBound::Point, BY_KEY),
+    ("alert_page", &["alert_pkey"], PAGE_LIST, LIST_PAGE),
+    ("alert_page_first", &["alert_pkey"], PAGE_LIST, LIST_PAGE),
+    ("alert_by_case_page", &["lookup_live_alert_by_case"], PAGE_LIST, LIST_PAGE),
+    ("alert_by_case_page_first", &["lookup_live_alert_by_case"], PAGE_LIST, LIST_PAGE),
+    ("alert_dispatch_queue_first", &["lookup_undispatched_alert"], PAGE_LIST, LIST_PAGE),
+    ("alert_dispatch_queue_after", &["lookup_undispatched_alert"], PAGE_LIST, LIST_PAGE),
+    ("alert_mark_dispatched", &["alert_pkey"], RowBound::Point, BY_KEY),
+    ("alert_tombstone", &["alert_pkey"], RowBound::Point, BY_KEY),
+    ("alert_hard_delete", &["alert_pkey"], RowBound::Point, BY_KEY),
+    ("support_bundle_get", &["support_bundle_pkey"], RowBound::Point, BY_KEY),
+    ("support_bundle_get_including_deleted", &["support_bundle_pkey"], RowBound::Point, BY_KEY),
+    ("support_bundle_page", &["support_bundle_pkey"], PAGE_LIST, LIST_PAGE),
+    ("support_bundle_page_first", &["support_bundle_pkey"], PAGE_LIST, LIST_PAGE),
+    (
+        "support_bundle_by_executor_page",
+        &["lookup_live_support_bundle_by_executor"],
+        PAGE_LIST,
+        LIST_PAGE,
+    ),
+    (
+        "support_bundle_by_executor_page_first",
+        &["lookup_live_support_bundle_by_executor"],
+        PAGE_LIST,
+        LIST_PAGE,
+    ),
+    ("support_bundle_by_case_page", &["lookup_live_support_bundle_by_case"], PAGE_LIST, LIST_PAGE),
+    (
+        "support_bundle_by_case_page_first",
+        &["lookup_live_support_bundle_by_case"],
+        PAGE_LIST,
+        LIST_PAGE,
+    ),
+    ("support_bundle_update_state", &["support_bundle_pkey"], RowBound::Point, BY_KEY),
+    ("support_bundle_update_comment", &["support_bundle_pkey"], RowBound::Point, BY_KEY),
+    (
+        "support_bundle_orphaned_page",
+        &["lookup_live_support_bundle_by_executor"],
+        PAGE_REQUESTS,
+        LIST_PAGE,
+    ),
+    (
+        "support_bundle_orphaned_page_first",
+        &["lookup_live_support_bundle_by_executor"],
+        PAGE_REQUESTS,
+        LIST_PAGE,
+    ),
+    // The planner may take the primary key or the executor index here.
+    ("support_bundle_fail", &[], RowBound::Point, "the given ids by primary key"),
+    ("support_bundle_tombstone", &["support_bundle_pkey"], RowBound::Point, BY_KEY),
+    ("support_bundle_hard_delete", &["support_bundle_pkey"], RowBound::Point, BY_KEY),
 ];
 
 const CREATE_BATCH_ROWS_I64: i64 = CREATE_BATCH_ROWS as i64;
@@ -613,7 +684,14 @@ const SAMPLE_ARCHIVE_SKIP: i64 = 1_000;
 
 /// One query's declared bound and its reason (`None` if not listed).
 fn row_bound(name: &str) -> Option<(RowBound, &'static str)> {
-    ROW_BOUNDS.iter().find(|(n, _, _)| *n == name).map(|(_, bound, why)| (*bound, *why))
+    expectation(name).map(|(_, _, bound, why)| (*bound, *why))
+}
+
+/// One query's line of [`EXPECTATIONS`].
+fn expectation(
+    name: &str,
+) -> Option<&'static (&'static str, &'static [&'static str], RowBound, &'static str)> {
+    EXPECTATIONS.iter().find(|(n, ..)| *n == name)
 }
 
 /// The parameters the catalogue's queries are built with. [`Self::sample`]
@@ -1116,21 +1194,13 @@ mod tests {
     }
 
     #[test]
-    fn every_entry_states_its_indexes() {
+    fn every_entry_states_its_indexes_and_row_bound_once() {
         let entries = catalogue();
         let names: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.name).collect();
-        let listed: std::collections::BTreeSet<&str> =
-            EXPECTED_INDEXES.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, listed, "EXPECTED_INDEXES must list exactly the catalogued queries");
-    }
-
-    #[test]
-    fn every_entry_states_its_row_bound() {
-        let entries = catalogue();
-        let names: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.name).collect();
-        let listed: std::collections::BTreeSet<&str> =
-            ROW_BOUNDS.iter().map(|(n, _, _)| *n).collect();
-        assert_eq!(names, listed, "ROW_BOUNDS must list exactly the catalogued queries");
+        let listed: Vec<&str> = EXPECTATIONS.iter().map(|(n, ..)| *n).collect();
+        let unique: std::collections::BTreeSet<&str> = listed.iter().copied().collect();
+        assert_eq!(unique.len(), listed.len(), "EXPECTATIONS lists a query twice");
+        assert_eq!(names, unique, "EXPECTATIONS must list exactly the catalogued queries");
         assert!(entries.iter().all(|e| e.row_bound.is_some()));
         assert_eq!(RowBound::Page(1_000).rows(100_000), 1_000 * PAGE_READ_FACTOR + PAGE_SLACK);
         assert_eq!(RowBound::OneSitrep.rows(100_000), 100_000 + PAGE_SLACK);

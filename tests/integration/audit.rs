@@ -3,7 +3,7 @@
 //! meant to use), never a sequential scan; and, run under `EXPLAIN
 //! (ANALYZE)` against a sitrep of 100,000 alert and 100,000 bundle requests
 //! with parameters that point at real rows, no plan node reads more rows
-//! than the query's declared bound (`catalogue::ROW_BOUNDS`), and nothing
+//! than the query's declared bound (`catalogue::EXPECTATIONS`), and nothing
 //! is hashed that should be probed.
 
 use diesel::QueryableByName;
@@ -354,7 +354,7 @@ async fn audit_rows_read(
     let mut failures = Vec::new();
     for entry in catalogue_with(params) {
         let Some((bound, why)) = entry.row_bound else {
-            failures.push(format!("{}: no row bound declared in ROW_BOUNDS", entry.name));
+            failures.push(format!("{}: no row bound declared in EXPECTATIONS", entry.name));
             continue;
         };
         let plan = match entry.explain_analyze(conn, log).await {
