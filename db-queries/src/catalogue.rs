@@ -46,11 +46,11 @@ use crate::datastore::sitrep::prune::{
 use crate::datastore::sitrep::read::{history_page_ascending_query, history_page_descending_query};
 use crate::datastore::sitrep::{
     alert_any_of_query, alert_request_any_of_query, alert_request_counts_query,
-    alert_request_id_page_query, alert_request_page_query, case_count_query, case_page_query,
-    collected_any_of_query, current_history_entry_query, history_entry_by_sitrep_query,
-    sitrep_metadata_query, support_bundle_any_of_query, support_bundle_request_any_of_query,
-    support_bundle_request_counts_query, support_bundle_request_id_page_query,
-    support_bundle_request_page_query,
+    alert_request_id_page_query, alert_request_page_query, case_count_query, case_opened_of_query,
+    case_page_query, collected_any_of_query, current_history_entry_query,
+    history_entry_by_sitrep_query, sitrep_metadata_query, support_bundle_any_of_query,
+    support_bundle_request_any_of_query, support_bundle_request_counts_query,
+    support_bundle_request_id_page_query, support_bundle_request_page_query,
 };
 use crate::datastore::support_bundle::{
     SupportBundleState, support_bundle_by_case_page_query, support_bundle_by_executor_page_query,
@@ -353,6 +353,12 @@ pub const EXPECTATIONS: &[(&str, &[&str], RowBound, &str)] = &[
         &["alert_pkey"],
         RowBound::Point,
         "the given ids by primary key",
+    ),
+    (
+        "sitrep_insert_case_opened_of",
+        &["fm_case_pkey"],
+        RowBound::Point,
+        "the given case ids of one sitrep by primary key",
     ),
     (
         "sitrep_insert_collected_any_of",
@@ -944,6 +950,7 @@ pub fn catalogue_with(p: &CatalogueParams) -> Vec<CatalogueEntry> {
         // Publishing: the fresh-id checks.
         entry!("sitrep_insert_alert_any_of", alert_any_of_query(ids.clone())),
         entry!("sitrep_insert_collected_any_of", collected_any_of_query(ids.clone())),
+        entry!("sitrep_insert_case_opened_of", case_opened_of_query(p.sitrep, ids.clone())),
         entry!("sitrep_insert_support_bundle_any_of", support_bundle_any_of_query(ids.clone())),
         entry!("sitrep_insert_alert_request_any_of", alert_request_any_of_query(ids.clone())),
         entry!(

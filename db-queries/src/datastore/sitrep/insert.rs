@@ -19,7 +19,7 @@
 
 use super::{
     READ_PAGE_ROWS, alert_any_of_query, alert_request_any_of_query, alert_request_id_page_query,
-    case_page_query, collected_any_of_query, current_history_entry_query,
+    case_opened_of_query, collected_any_of_query, current_history_entry_query,
     history_entry_by_sitrep_query, load_all_pages, sitrep_metadata_query,
     support_bundle_any_of_query, support_bundle_request_any_of_query,
     support_bundle_request_id_page_query,
@@ -435,17 +435,17 @@ async fn check_history_consistency_in_txn(
 ) -> Result<(), TransactionError> {
     let own = sitrep.id();
     let inconsistent = |detail: String| abort(Error::InconsistentSitrep { sitrep_id: own, detail });
-    let parent_cases: HashMap<Uuid, Uuid> = match sitrep.metadata.parent_sitrep_id {
-        None => HashMap::new(),
-        Some(parent) => {
-            let parent = parent.into_untyped();
-            load_all_pages(conn, READ_PAGE_ROWS, |after| case_page_query(parent, after), |r| r.id)
-                .await?
-                .into_iter()
-                .map(|row| (row.id, row.opened_sitrep_id))
-                .collect()
+    // The parent's opening sitrep of each of this sitrep's cases that the
+    // parent holds: primary-key lookups of this sitrep's case ids only.
+    let mut parent_cases: HashMap<Uuid, Uuid> = HashMap::new();
+    if let Some(parent) = sitrep.metadata.parent_sitrep_id {
+        let ids: Vec<Uuid> = sitrep.cases.iter().map(|c| c.id.into_untyped()).collect();
+        for chunk in ids.chunks(LOOKUP_CHUNK_IDS) {
+            let found: Vec<(Uuid, Uuid)> =
+                case_opened_of_query(parent.into_untyped(), chunk.to_vec()).load(conn).await?;
+            parent_cases.extend(found);
         }
-    };
+    }
     // (what names it, the sitrep it names), for everything that must name
     // this sitrep or one in the history.
     let mut named: Vec<(String, SitrepUuid)> = Vec::new();

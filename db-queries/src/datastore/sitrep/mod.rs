@@ -217,6 +217,17 @@ pub fn support_bundle_request_counts_query(sitrep_id: Uuid) -> _ {
         .select((diesel::dsl::count_star(), diesel::dsl::count(new)))
 }
 
+/// The opening sitrep of those of `ids` that are cases of sitrep
+/// `sitrep_id`, by primary key: what publishing compares a child's cases
+/// with.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn case_opened_of_query(sitrep_id: Uuid, ids: Vec<Uuid>) -> _ {
+    fm_case::table
+        .filter(fm_case::sitrep_id.eq(sitrep_id))
+        .filter(fm_case::id.eq_any(ids))
+        .select((fm_case::id, fm_case::opened_sitrep_id))
+}
+
 /// The first of `ids` in the ledger of collected resources, with its
 /// resource type.
 #[diesel::dsl::auto_type(no_type_alias)]

@@ -1,0 +1,1 @@
+SELECT "fm_case"."id", "fm_case"."opened_sitrep_id" FROM "fm_case" WHERE (("fm_case"."sitrep_id" = $1) AND ("fm_case"."id" = ANY($2))) -- binds: [51750000-0000-4000-8000-000000000001, [1d000000-0000-4000-8000-000000000002, 1d000000-0000-4000-8000-000000000003]]
