@@ -157,8 +157,10 @@ pub enum Error {
     #[error("a sitrep with id {0} already exists")]
     SitrepExists(SitrepUuid),
     /// The sitrep is malformed on its own.
+    /// (Not a `#[source]`: the message already says what is wrong, and a
+    /// source would repeat it in every printed chain.)
     #[error("invalid sitrep: {0}")]
-    InvalidSitrep(#[from] SitrepValidationError),
+    InvalidSitrep(SitrepValidationError),
     /// A caller passed an argument outside its allowed range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -182,6 +184,12 @@ pub enum Error {
         #[source]
         source: diesel::result::Error,
     },
+}
+
+impl From<SitrepValidationError> for Error {
+    fn from(e: SitrepValidationError) -> Self {
+        Error::InvalidSitrep(e)
+    }
 }
 
 impl Error {

@@ -512,10 +512,11 @@ async fn inputs_that_contradict_the_history_are_refused() {
     publish(&env, &accepted_later).await;
 }
 
-/// `fm-dev sitrep publish` on a file with a nil request id: an error
-/// naming the field (the binary prints it and exits 1), nothing written.
+/// `fm-dev sitrep publish` on a file with a nil request id (the function
+/// the binary runs; it prints the chain and exits 1): an error naming the
+/// field, once, and nothing written.
 #[tokio::test]
-async fn the_publish_command_refuses_a_nil_id() {
+async fn fm_dev_publish_refuses_a_nil_id() {
     let env = TestEnv::new().await;
     let dir = tempfile::tempdir().unwrap();
     let mut s1 = first_sitrep(1, 0);
@@ -525,7 +526,7 @@ async fn the_publish_command_refuses_a_nil_id() {
     let before = fm_table_checksums(env.db.url()).await;
     let err = fm_dev::sitrep::publish_file(&env.log, env.db.url(), &file).await.unwrap_err();
     let chain = format!("{err:#}");
-    assert!(chain.contains("id of alert request #0 is the nil UUID"), "{chain}");
+    assert_eq!(chain.matches("id of alert request #0 is the nil UUID").count(), 1, "{chain}");
     assert_eq!(before, fm_table_checksums(env.db.url()).await);
 }
 
